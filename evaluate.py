@@ -1,0 +1,31 @@
+"""Evaluate a model: ``python -m torch.distributed.run --nproc_per_node=N evaluate.py --cfg-path X``.
+
+Scores ``run.test_splits`` (or ``run.valid_splits``) with the weights named by ``run.checkpoint``
+(or the model's own pretrained weights when it is unset).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lavis.common import dist
+from lavis.common.launch import build_runner, parse_args, start_job
+
+logger = logging.getLogger("evaluate")
+
+
+def main() -> None:
+    args = parse_args("Evaluate a LAVIS video captioning model.")
+    cfg, job_dir = start_job(args.cfg_path, args.options)
+    try:
+        splits = cfg.run.test_splits or cfg.run.valid_splits
+        if not splits:
+            raise SystemExit("nothing to evaluate: set run.test_splits or run.valid_splits")
+        build_runner(cfg, job_dir).evaluate(splits)
+        logger.info("evaluation done; results and metrics in %s", job_dir)
+    finally:
+        dist.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared infrastructure: registry, config, distributed helpers, logging, checkpoint I/O."""

@@ -1,0 +1,76 @@
+"""What ``train.py`` and ``evaluate.py`` share: config -> process group -> job folder -> parts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import lavis
+from lavis.common import dist
+from lavis.common.config import Config, load_config
+from lavis.common.io import atomic_open
+from lavis.common.log import setup_logging
+from lavis.common.registry import registry
+from lavis.common.schema import ConfigError
+
+logger = logging.getLogger(__name__)
+PACKAGE_DIR = Path(lavis.__file__).resolve().parent
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cfg-path", required=True, help="run YAML (e.g. lavis/projects/...)")
+    parser.add_argument(
+        "--options", nargs="+", default=[], metavar="KEY=VALUE",
+        help="override config keys, e.g. run.batch_size_train=4 model.model_type=caption_coco",
+    )
+    return parser.parse_args()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start_job(cfg_path: str, options: list[str]) -> tuple[Config, Path]:
+    """Validate the config (before anything heavy), join the process group, make the job folder.
+
+    The job id (a timestamp unless ``run.job_id`` is set) is chosen by rank 0 and broadcast, so
+    every rank writes into the same ``run.output_dir/<job_id>/``.
+    """
+    env = dist.detect_env()
+    setup_logging(env.rank)
+    cfg = load_config(cfg_path, options)
+    env = dist.init_distributed(cfg.run.dist_backend, cfg.run.dist_timeout_minutes)
+    job_id = dist.broadcast_object(cfg.run.job_id or time.strftime("%Y%m%d%H%M%S"))
+    job_dir = (Path(cfg.run.output_dir).expanduser() / job_id).resolve()
+    if job_dir.is_relative_to(PACKAGE_DIR):
+        raise ConfigError(f"run.output_dir resolves to {job_dir}, inside the lavis package; choose another")
+    job_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(env.rank, job_dir)
+    if env.rank == 0:
+        with atomic_open(job_dir / "config.yaml") as f:
+            f.write(cfg.to_yaml())
+    logger.info("job %s: config layers %s", job_dir, " < ".join(cfg.layers))
+    return cfg, job_dir
+
+
+def build_runner(cfg: Config, job_dir: Path):
+    """Task, datasets and model from the config, and the runner that drives them.
+
+    Every rank builds the model from the same seed (identical weights, as FSDP sharding needs);
+    afterwards each rank gets its own seed for dropout and sampling.
+    """
+    task = registry.get("task", cfg.run.task)(**cfg.task)
+    datasets = task.build_datasets(cfg)
+    seed_everything(cfg.run.seed)
+    model = task.build_model(cfg)
+    seed_everything(cfg.run.seed + dist.get_rank())
+    return registry.get("runner", cfg.run.runner)(cfg, task, model, datasets, job_dir)

@@ -1,0 +1,1 @@
+"""Caption metrics (pycocoevalcap scorers and a fast CIDEr-D)."""

@@ -1,0 +1,1 @@
+"""Registered video and text processors (``registry.get("processor", name)``)."""
