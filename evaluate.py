@@ -22,6 +22,7 @@ def main() -> None:
         if not splits:
             raise SystemExit("nothing to evaluate: set run.test_splits or run.valid_splits")
         build_runner(cfg, job_dir).evaluate(splits)
+        dist.barrier()  # all ranks done before the group is torn down
         logger.info("evaluation done; results and metrics in %s", job_dir)
     finally:
         dist.cleanup()

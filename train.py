@@ -17,10 +17,11 @@ def main() -> None:
         runner = build_runner(cfg, job_dir)
         if cfg.run.evaluate:  # LAVIS's eval-only switch
             runner.evaluate(cfg.run.test_splits or cfg.run.valid_splits)
-            return
-        runner.train()
-        if cfg.run.test_splits:
-            runner.evaluate_best(cfg.run.test_splits)
+        else:
+            runner.train()
+            if cfg.run.test_splits:
+                runner.evaluate_best(cfg.run.test_splits)
+        dist.barrier()  # all ranks done before the group is torn down
     finally:
         dist.cleanup()
 

@@ -208,22 +208,29 @@ def _validate(container: dict, merged: DictConfig, layer_names: list[str], where
     run = RunConfig(**{k: v for k, v in checked.items() if k in run_fields})
     task = {k: v for k, v in checked.items() if k in task_fields}
 
-    model = dict(container.get("model") or {})
-    if model:
-        if "arch" not in model:
-            raise ConfigError("missing required key 'model.arch' (the registered model name)")
-        model_cls = registry.get("model", model["arch"])
-        schema = {**fields_of(model_cls), **_reserved(MODEL_KEYS)}
-        model = check_section(model, schema, "model", where)
+    model = _check_model(container.get("model") or {}, where)
+    datasets = _check_datasets(container.get("datasets") or {}, where)
+    return Config(run=run, task=task, model=model, datasets=datasets, merged=merged, layers=layer_names)
 
-    datasets = {}
-    for name, section in (container.get("datasets") or {}).items():
-        builder_cls = registry.get("builder", name)
-        schema = {**fields_of(builder_cls), **_reserved(DATASET_KEYS)}
+
+def _check_model(model: dict, where) -> dict[str, Any]:
+    if not model:
+        return {}
+    if "arch" not in model:
+        raise ConfigError(f"{where('model')}missing required key 'model.arch' (the registered model name)")
+    schema = {**fields_of(registry.get("model", model["arch"])), **_reserved(MODEL_KEYS)}
+    return check_section(model, schema, "model", where)
+
+
+def _check_datasets(datasets: dict, where) -> dict[str, dict[str, Any]]:
+    """Each builder's section, checked; the ``type`` key (which picked the default file) dropped."""
+    out = {}
+    for name, section in datasets.items():
+        schema = {**fields_of(registry.get("builder", name)), **_reserved(DATASET_KEYS)}
         values = check_section(section or {}, schema, f"datasets.{name}", where)
         values.pop("type", None)
-        datasets[name] = values
-    return Config(run=run, task=task, model=model, datasets=datasets, merged=merged, layers=layer_names)
+        out[name] = values
+    return out
 
 
 def _reserved(names: tuple[str, ...]) -> dict[str, Field]:
@@ -305,10 +312,5 @@ def check_file(path: str | os.PathLike[str]) -> None:
     for key in container:
         if key not in ("model", "datasets"):
             raise ConfigError(f"{path}: unexpected top-level section '{key}' in a default config")
-    if "model" in container:
-        model = container["model"]
-        model_cls = registry.get("model", model.get("arch"))
-        check_section(model, {**fields_of(model_cls), **_reserved(MODEL_KEYS)}, "model", where)
-    for name, section in (container.get("datasets") or {}).items():
-        schema = {**fields_of(registry.get("builder", name)), **_reserved(DATASET_KEYS)}
-        check_section(section or {}, schema, f"datasets.{name}", where)
+    _check_model(container.get("model") or {}, where)
+    _check_datasets(container.get("datasets") or {}, where)
