@@ -23,6 +23,9 @@ setup(
     extras_require={
         "test": ["pytest>=8"],
         "lora": ["peft>=0.13"],
+        # A third video backend; 0.13 is the CPU build matching torch 2.13 and needs the system's
+        # FFmpeg libraries (Debian: apt-get install ffmpeg). Without them it is simply not used.
+        "torchcodec": ["torchcodec==0.13.*"],
         # torchvision/timm stay optional: on CPU-only machines the registry's torchvision is a
         # CUDA build that fails to import against the CPU torch, and timm imports torchvision.
         "vision": ["torchvision", "timm"],

@@ -13,15 +13,26 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from lavis.common.registry import closest
+from lavis.common.registry import closest, registry
 
 REQUIRED = inspect.Parameter.empty
 
 
 class ConfigError(ValueError):
     """A config problem; the message names the file, the dotted key and the remedy."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """Marks a dict-typed parameter as a nested registered component: ``{"name": ..., **kwargs}``.
+
+    Use as ``Annotated[dict[str, Any], Component("processor")]``; the kwargs are checked against
+    the named class's constructor like any other section.
+    """
+
+    kind: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Field:
 def fields_of(target: Callable[..., Any] | type, skip: tuple[str, ...] = ()) -> dict[str, Field]:
     """The typed fields of a dataclass or of a callable's keyword parameters."""
     if dataclasses.is_dataclass(target):
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(target, include_extras=True)
         out = {}
         for f in dataclasses.fields(target):
             if f.name in skip or not f.init:
@@ -52,14 +63,21 @@ def fields_of(target: Callable[..., Any] | type, skip: tuple[str, ...] = ()) -> 
             out[f.name] = Field(f.name, hints.get(f.name, Any), default)
         return out
     func = target.__init__ if isinstance(target, type) else target
-    hints = typing.get_type_hints(func)
+    hints = typing.get_type_hints(func, include_extras=True)
     out = {}
+    forwards_kwargs = False
     for name, param in inspect.signature(func).parameters.items():
-        if name in ("self", "cls") or name in skip:
-            continue
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        if param.kind is param.VAR_KEYWORD:
+            forwards_kwargs = True
+        if name in ("self", "cls") or name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         out[name] = Field(name, hints.get(name, Any), param.default)
+    if forwards_kwargs and isinstance(target, type):
+        # ``def __init__(self, extra, **kwargs): super().__init__(**kwargs)``: the parent's
+        # parameters are valid keys too.
+        parent = next((c for c in target.__mro__[1:] if "__init__" in vars(c)), object)
+        if parent is not object:
+            out = {**fields_of(parent, skip), **out}
     return out
 
 
@@ -97,6 +115,12 @@ def convert(value: Any, hint: Any, dotted: str, where: Callable[[str], str]) -> 
     if hint is Any or hint is inspect.Parameter.empty:
         return value
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *extras = typing.get_args(hint)
+        component = next((e for e in extras if isinstance(e, Component)), None)
+        if component is None:
+            return convert(value, base, dotted, where)
+        return _convert_component(value, component.kind, dotted, where)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -149,6 +173,14 @@ def convert(value: Any, hint: Any, dotted: str, where: Callable[[str], str]) -> 
             return value
         raise _type_error(value, hint, dotted, where)
     return value
+
+
+def _convert_component(value: Any, kind: str, dotted: str, where: Callable[[str], str]) -> dict:
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise ConfigError(f"{where(dotted)}'{dotted}' must be a mapping with a 'name' (a registered {kind})")
+    cls = registry.get(kind, value["name"])
+    kwargs = {k: v for k, v in value.items() if k != "name"}
+    return {"name": value["name"], **check_section(kwargs, fields_of(cls), dotted, where)}
 
 
 def _type_error(value: Any, hint: Any, dotted: str, where: Callable[[str], str]) -> ConfigError:

@@ -1,3 +1,3 @@
-"""Datasets, their builders and samplers."""
+"""Datasets, their builders, samplers and video I/O."""
 
-from lavis.datasets import builders  # noqa: F401  (registration)
+from lavis.datasets import builders, video  # noqa: F401  (registration)

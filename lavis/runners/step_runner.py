@@ -102,6 +102,7 @@ class StepRunner:
         self.model = model.to(self.device)
         self.wrapped: nn.Module = self.model
         self.sharded = self.run.wrapper == "fsdp" and self.world_size > 1
+        self.skipped: list[tuple[str, str]] = []  # unreadable samples seen by this rank
         self.splits = self._index_splits(datasets)
         if self.run.checkpoint:
             ckpt = ckpt_io.load_checkpoint(self.run.checkpoint)
@@ -183,10 +184,12 @@ class StepRunner:
             "best_metric": state.best_metric,
             "best_step": state.best_step,
         }
+        summary["skipped_samples"] = sum(dist.all_gather_object(len(self.skipped)))
         logger.info(
-            "training done: %d steps in %.1f s (%.1f samples/s); best %s = %s at step %s; outputs in %s",
+            "training done: %d steps in %.1f s (%.1f samples/s); best %s = %s at step %s; "
+            "%d unreadable samples skipped; outputs in %s",
             state.step, elapsed, summary["samples_per_second"], run.best_metric,
-            state.best_metric, state.best_step, self.job_dir,
+            state.best_metric, state.best_step, summary["skipped_samples"], self.job_dir,
         )
         return summary
 
@@ -195,7 +198,7 @@ class StepRunner:
         run = self.run
         total = torch.zeros((), device=self.device)
         for micro in range(run.accum_grad_iters):
-            batch = move_to(next(batches), self.device)
+            batch = move_to(self._note_skipped(next(batches)), self.device)
             last = micro == run.accum_grad_iters - 1
             with self._grad_sync(last), self._autocast():
                 loss = self.task.train_step(self.wrapped, batch)
@@ -289,7 +292,7 @@ class StepRunner:
         results: list[dict[str, Any]] = []
         for batch in tqdm(loader, desc=f"eval {split}", disable=self.rank != 0):
             with self._autocast():
-                results.extend(self.task.valid_step(model, move_to(batch, self.device)))
+                results.extend(self.task.valid_step(model, move_to(self._note_skipped(batch, True), self.device)))
         model.train(was_training)
         if len(results) != len(sampler):
             raise RuntimeError(
@@ -387,6 +390,18 @@ class StepRunner:
             )
 
     # ------------------------------------------------------------------ helpers
+    def _note_skipped(self, batch: Any, evaluating: bool = False) -> Any:
+        """Count samples the dataset could not load (``batch["skipped"]``: (id, reason) pairs).
+
+        In training a batch of only unreadable samples is an error (the ranks must step together);
+        in evaluation the task records an error result for each.
+        """
+        if isinstance(batch, dict) and batch.get("skipped"):
+            self.skipped.extend(batch["skipped"])
+            if not evaluating and len(batch) == 1:
+                raise RuntimeError(f"every sample of a training batch was unreadable: {batch['skipped']}")
+        return batch
+
     def _wrap(self) -> nn.Module:
         if self.world_size == 1 or self.run.wrapper == "none":
             return self.model

@@ -16,8 +16,9 @@ class BaseTask:
     """A task builds its model and datasets and defines train/valid steps and metrics.
 
     Its constructor's parameters are extra keys of the ``run`` section (e.g. ``num_beams``).
-    ``valid_step`` returns one result dict per sample, in batch order; the runner gathers them
-    from all ranks in dataset order and hands the complete list to ``evaluate`` on rank 0.
+    ``valid_step`` returns one result dict per sample, in batch order (including an error result
+    for each sample listed in ``batch["skipped"]``, which the dataset could not load); the runner
+    gathers them from all ranks in dataset order and hands the complete list to ``evaluate``.
     """
 
     def build_model(self, cfg: Config) -> nn.Module:

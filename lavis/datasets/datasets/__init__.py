@@ -1,0 +1,1 @@
+"""Dataset classes (what one sample is); builders create them from config."""

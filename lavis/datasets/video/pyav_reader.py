@@ -1,0 +1,212 @@
+"""The default reader: PyAV, seeking to keyframes and checking every frame it returns.
+
+On open, the container is demuxed once (packets only, nothing decoded) to learn the true
+presentation timestamp of every frame: headers' frame counts are not trusted, frames an edit
+list discards are left out, B-frame reordering is undone by sorting. A frame is then fetched by
+seeking to the nearest keyframe at or before it and decoding forward until the decoder returns
+exactly that timestamp. Any surprise (a decoder that lands past the frame, missing timestamps, a
+container without an index) switches to one sequential decode of the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import logging
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from lavis.datasets.video.base import Frames, VideoInfo, VideoReader, VideoSource, source_name
+from lavis.datasets.video.errors import VideoDecodeError
+from lavis.datasets.video.resize import ResizeMode, crop_or_pad, scaled_size
+
+logger = logging.getLogger(__name__)
+
+
+class _Mismatch(Exception):
+    """The seek-and-decode path did not produce the exact frame asked for."""
+
+
+def _open_container(source: VideoSource, name: str) -> av.container.InputContainer:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise VideoDecodeError(name, "file does not exist")
+        if path.stat().st_size == 0:
+            raise VideoDecodeError(name, "empty file (0 bytes)")
+        target: str | BinaryIO = str(path)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise VideoDecodeError(name, "empty file (0 bytes)")
+        target = io.BytesIO(source)
+    else:
+        source.seek(0)
+        target = source
+    try:
+        return av.open(target, mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(name, f"not a readable video container (corrupt or truncated?): {err}") from err
+
+
+class PyAVReader(VideoReader):
+    """Frame-accurate reader over one video (path, bytes or binary file object)."""
+
+    def __init__(
+        self,
+        source: VideoSource,
+        *,
+        size: int | None = None,
+        resize_mode: ResizeMode = "shorter",
+        threads: int = 1,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or source_name(source)
+        self._source = source
+        self.size, self.resize_mode, self.threads = size, resize_mode, threads
+        self._container = self._open()
+        pts, keyframes, self.truncated = self._scan()
+        if not pts:
+            self.close()
+            raise VideoDecodeError(self.name, "no decodable video frames (fewer than 1 frame)")
+        self._pts, self._keyframes = pts, keyframes
+        self.seekable = self._container.format.name not in ("mpegts", "h264", "hevc")
+        self._reopen()  # the scan consumed the container
+        self.info = self._make_info()
+        self.frames_decoded = 0  # for tests and benchmarks: decoding work actually done
+
+    # -------------------------------------------------------------- set-up
+    def _open(self) -> av.container.InputContainer:
+        container = _open_container(self._source, self.name)
+        if not container.streams.video:
+            container.close()
+            raise VideoDecodeError(self.name, "no video stream (audio-only or data file?)")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            container.close()
+            raise VideoDecodeError(self.name, "unsupported video codec")
+        stream.codec_context.thread_count = self.threads
+        self._stream = stream
+        return container
+
+    def _reopen(self) -> None:
+        self._container.close()
+        self._container = self._open()
+
+    def _scan(self) -> tuple[list[int], list[int], bool]:
+        """Presentation timestamps of all frames and of keyframes, from packets alone."""
+        pts: set[int] = set()
+        keyframes: list[int] = []
+        truncated = False
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0 or packet.is_discard:
+                    continue
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is None:
+                    continue
+                pts.add(stamp)
+                if packet.is_keyframe:
+                    keyframes.append(stamp)
+        except av.error.FFmpegError as err:
+            truncated = True
+            logger.warning("%s: stopped reading packets early (%s); using the frames before it", self.name, err)
+        return sorted(pts), sorted(keyframes), truncated
+
+    def _make_info(self) -> VideoInfo:
+        tb = float(self._stream.time_base)
+        deltas = np.diff(self._pts)
+        if len(deltas):
+            frame_ticks = float(np.median(deltas))
+        else:
+            rate = self._stream.average_rate or self._stream.guessed_rate or 25
+            frame_ticks = 1.0 / (float(rate) * tb)
+        duration = (self._pts[-1] - self._pts[0] + frame_ticks) * tb
+        timestamps = tuple((p - self._pts[0]) * tb for p in self._pts)
+        return VideoInfo(
+            num_frames=len(self._pts),
+            fps=len(self._pts) / duration if duration > 0 else 0.0,
+            duration=duration,
+            width=self._stream.codec_context.width,
+            height=self._stream.codec_context.height,
+            timestamps=timestamps,
+        )
+
+    # -------------------------------------------------------------- reading
+    def get_frames(self, indices: list[int]) -> Frames:
+        indices = self.check_indices(indices)
+        wanted = sorted(set(indices))
+        got: dict[int, np.ndarray] | None = None
+        if self.seekable and self._keyframes:
+            try:
+                got = self._seek_and_decode(wanted)
+            except (_Mismatch, av.error.FFmpegError) as err:
+                logger.debug("%s: seeking gave a wrong frame (%s); decoding sequentially", self.name, err)
+                self._reopen()
+        if got is None:
+            got = self._decode_sequentially(wanted)
+        return Frames(
+            frames=np.stack([got[i] for i in indices]),
+            indices=indices,
+            timestamps=[self.info.timestamps[i] for i in indices],
+        )
+
+    def _seek_and_decode(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        frames = None
+        position: int | None = None  # pts of the last frame decoded
+        for i in wanted:
+            target = self._pts[i]
+            k = bisect.bisect_right(self._keyframes, target) - 1
+            keyframe = self._keyframes[k] if k >= 0 else self._pts[0]
+            if frames is None or position is None or keyframe > position:
+                self._container.seek(keyframe, stream=self._stream, backward=True, any_frame=False)
+                frames = self._container.decode(self._stream)
+            for frame in frames:
+                self.frames_decoded += 1
+                if frame.pts is None:
+                    raise _Mismatch("decoder returned a frame without a timestamp")
+                position = frame.pts
+                if frame.pts == target:
+                    out[i] = self._to_rgb(frame)
+                    break
+                if frame.pts > target:
+                    raise _Mismatch(f"asked for pts {target}, decoder jumped to {frame.pts}")
+            else:
+                raise _Mismatch(f"stream ended before pts {target}")
+        return out
+
+    def _decode_sequentially(self, wanted: list[int]) -> dict[int, np.ndarray]:
+        self._reopen()
+        by_pts = {self._pts[i]: i for i in wanted}
+        out: dict[int, np.ndarray] = {}
+        try:
+            for n, frame in enumerate(self._container.decode(self._stream)):
+                self.frames_decoded += 1
+                i = by_pts.get(frame.pts) if frame.pts is not None else (n if n in wanted else None)
+                if i is not None and i not in out:
+                    out[i] = self._to_rgb(frame)
+                    if len(out) == len(wanted):
+                        break
+        except av.error.FFmpegError as err:
+            logger.warning("%s: decoding stopped early: %s", self.name, err)
+        missing = [i for i in wanted if i not in out]
+        if missing:
+            raise VideoDecodeError(
+                self.name,
+                f"frames {missing[:5]} of {self.info.num_frames} could not be decoded (truncated or corrupt)",
+            )
+        return out
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        if self.size is None:
+            return frame.to_ndarray(format="rgb24")
+        w, h = scaled_size(frame.width, frame.height, self.size, self.resize_mode)
+        scaled = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+        return crop_or_pad(scaled, self.size, self.resize_mode)
+
+    def close(self) -> None:
+        self._container.close()
