@@ -1,0 +1,180 @@
+"""The composed BLIP-2 video captioner on tiny random configs (CPU, no downloads)."""
+
+import logging
+
+import pytest
+import torch
+from transformers import Blip2Config, Blip2ForConditionalGeneration
+
+import lavis  # noqa: F401  (registration)
+from lavis.common.registry import registry
+from lavis.models.blip2_video.config import LanguageConfig, QFormerConfig, VisionConfig
+from tests.tiny_models import TINY_LLAMA, TINY_OPT, TINY_QFORMER, TINY_T5, TINY_VISION, VOCAB, make_tokenizer
+
+HEADS = {
+    "opt": ("blip2_video_opt", "decoder_only", TINY_OPT),
+    "t5": ("blip2_video_t5", "encoder_decoder", TINY_T5),
+    "llama": ("blip2_video_opt", "decoder_only", TINY_LLAMA),
+}
+CAPTIONS = ["a man is singing on stage", "the red circle moves left"]
+
+
+@pytest.fixture(scope="module")
+def tokenizers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tokenizers")
+    return {style: make_tokenizer(root / style, style) for style in ("opt", "t5", "llama", "bert")}
+
+
+def build(head, tokenizers, fusion="concat", seed=0, **language):
+    name, kind, lm = HEADS[head]
+    torch.manual_seed(seed)
+    return registry.get("model", name)(
+        vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER),
+        language=LanguageConfig(kind=kind, config=lm, tokenizer=str(tokenizers[head]), **language),
+        fusion=fusion, random_init=True,
+    )
+
+
+def video(batch=2, frames=3, seed=1):
+    return torch.randn(batch, frames, 3, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("fusion", ["concat", "frame_queries", "mean"])
+@pytest.mark.parametrize("head", list(HEADS))
+def test_loss_is_finite_and_decreases(tokenizers, head, fusion):
+    model = build(head, tokenizers, fusion, freeze=False)
+    batch = {"video": video(), "text_input": CAPTIONS}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert not any(p.requires_grad for p in model.vision.parameters())  # ViT frozen by default
+    optimizer = torch.optim.AdamW(trainable, lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = model(batch)["loss"]
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_prompt_tokens_are_masked_from_the_loss(tokenizers):
+    model = build("opt", tokenizers, prompt="a video of")
+    model.eval()
+    batch = {"video": video(1), "text_input": ["a man"]}
+    prefix = model.encode(batch["video"])
+    ids = model.language.tokenizer(["a video of a man</s>"], return_tensors="pt")
+    logits = model.language.decoder_logits(prefix, ids.input_ids, ids.attention_mask)
+    q = prefix.shape[1]
+    # targets: "a", "man", "</s>" at text positions 4, 5, 6 (after BOS and the 3 prompt words)
+    targets = ids.input_ids[0, 4:]
+    expected = torch.nn.functional.cross_entropy(logits[0, q + 3 : q + 6], targets)
+    assert model(batch)["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def hf_twin(model, head, tmp_path):
+    """A transformers Blip2ForConditionalGeneration with the same tiny weights, saved to a folder."""
+    name, kind, lm = HEADS[head]
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=28, patch_size=14, layer_norm_eps=1e-6),
+        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                            vocab_size=64, max_position_embeddings=64, encoder_hidden_size=32),
+        text_config=lm, num_query_tokens=4, image_token_index=VOCAB - 1,
+    )
+    torch.manual_seed(5)
+    hf = Blip2ForConditionalGeneration(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    return hf
+
+
+@pytest.mark.parametrize("head", ["opt", "t5"])
+def test_same_logits_and_greedy_captions_as_transformers_blip2(tokenizers, head, tmp_path):
+    name, kind, lm = HEADS[head]
+    hf = hf_twin(None, head, tmp_path)
+    model = registry.get("model", name)(
+        vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER),
+        language=LanguageConfig(kind=kind, tokenizer=str(tokenizers[head]), prompt="a video of"),
+        pretrained=str(tmp_path / "hf"),
+    ).eval()
+    frames = video(2, 1)
+    tok = model.language.tokenizer
+    placeholder = torch.full((2, 4), VOCAB - 1)
+    with torch.no_grad():
+        if kind == "decoder_only":
+            text = tok(["a video of a man", "a video of the dog"], padding="longest", return_tensors="pt")
+            ours = model.language.decoder_logits(model.encode(frames), text.input_ids, text.attention_mask)
+            theirs = hf(pixel_values=frames[:, 0], input_ids=torch.cat([placeholder, text.input_ids], 1),
+                        attention_mask=torch.cat([torch.ones(2, 4, dtype=torch.long), text.attention_mask], 1)).logits
+        else:
+            text = tok(["a video of"] * 2, return_tensors="pt")
+            target = tok(["a man", "the dog"], padding="longest", return_tensors="pt").input_ids
+            embeds, mask = model.language._with_prefix(model.encode(frames), text.input_ids, text.attention_mask)
+            ours = model.language.model(inputs_embeds=embeds, attention_mask=mask, labels=target).logits
+            theirs = hf(pixel_values=frames[:, 0], input_ids=torch.cat([placeholder, text.input_ids], 1),
+                        labels=target).logits
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+    captions = model.generate({"video": frames}, num_beams=1, max_length=6, min_length=1)
+    prompt = tok(["a video of"] * 2, return_tensors="pt")
+    out = hf.generate(pixel_values=frames[:, 0], input_ids=torch.cat([placeholder, prompt.input_ids], 1),
+                      max_new_tokens=6, min_new_tokens=1, do_sample=False, num_beams=1)
+    if kind == "decoder_only":
+        out = out[:, 4 + prompt.input_ids.shape[1]:]
+    assert captions == [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_batched_generation_equals_one_by_one(tokenizers, head):
+    model = build(head, tokenizers).eval()
+    clips = video(3, 2, seed=7)
+    batched = model.generate({"video": clips}, num_beams=3, max_length=7, min_length=2)
+    alone = [model.generate({"video": clips[i : i + 1]}, num_beams=3, max_length=7, min_length=2)[0] for i in range(3)]
+    assert batched == alone
+
+
+@pytest.mark.parametrize("head", ["opt", "t5"])
+def test_generate_honours_its_arguments(tokenizers, head):
+    model = build(head, tokenizers).eval()
+    tok = model.language.tokenizer
+    clips = video(2, 2)
+
+    def lengths(captions):
+        return [len(tok(c, add_special_tokens=False).input_ids) for c in captions]
+
+    assert max(lengths(model.generate({"video": clips}, num_beams=2, max_length=3, min_length=1))) <= 3
+    assert min(lengths(model.generate({"video": clips}, num_beams=2, max_length=9, min_length=9))) >= 8
+    several = model.generate({"video": clips}, num_beams=4, num_captions=3, max_length=5, min_length=1)
+    assert len(several) == 6
+    torch.manual_seed(0)
+    sampled = model.generate({"video": clips}, use_nucleus_sampling=True, top_p=0.9, temperature=2.0,
+                             num_beams=1, num_captions=4, max_length=6, min_length=1)
+    assert len(set(sampled)) > 1  # sampling at a high temperature varies
+    greedy = model.generate({"video": clips}, num_beams=1, max_length=6, min_length=1)
+    penalised = model.generate({"video": clips}, num_beams=1, max_length=6, min_length=1, repetition_penalty=50.0)
+    assert all(len(set(c.split())) == len(c.split()) for c in penalised)  # no word twice
+    assert greedy != penalised or all(len(set(c.split())) == len(c.split()) for c in greedy)
+
+
+def test_save_and_load_a_captioner_folder(tokenizers, tmp_path):
+    model = build("opt", tokenizers, fusion="mean").eval()
+    model.save_pretrained(tmp_path / "captioner")
+    again = registry.get("model", "blip2_video_opt").from_pretrained(str(tmp_path / "captioner")).eval()
+    assert again.fusion == "mean"
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), k
+    clips = video(2, 2)
+    assert model.generate({"video": clips}, max_length=5) == again.generate({"video": clips}, max_length=5)
+
+
+def test_absent_weights_are_an_error_not_random(tokenizers, tmp_path):
+    name, kind, lm = HEADS["opt"]
+    kwargs = dict(vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER),
+                  language=LanguageConfig(kind=kind, config=lm, tokenizer=str(tokenizers["opt"])))
+    with pytest.raises(FileNotFoundError, match="no weights for .* parts language, projection, qformer, vision"):
+        registry.get("model", name)(**kwargs)
+    with pytest.raises(FileNotFoundError, match=r"set by 'model.pretrained'"):
+        registry.get("model", name)(**kwargs, pretrained=str(tmp_path / "blip2-opt-2.7b"))
+    with pytest.raises(FileNotFoundError, match=r"set by 'model.language.tokenizer'"):
+        registry.get("model", name)(**{**kwargs, "language": LanguageConfig(kind=kind, config=lm,
+                                                                           tokenizer=str(tmp_path / "tok"))})

@@ -1,0 +1,63 @@
+"""Tiny random BLIP-2 pieces and tokenizers trained in the test (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+WORDS = (
+    "a video of the man woman dog cat red blue green circle square triangle moves left right up down "
+    "grows shrinks is playing singing on stage ball slides what does happen in describe"
+).split()
+
+
+def make_tokenizer(directory: Path, style: str) -> Path:
+    """A word-level tokenizer saved as a transformers folder.
+
+    ``opt``: BOS ``</s>`` prepended (OPT's convention); ``t5``: ``</s>`` appended; ``llama``:
+    ``<s>`` prepended, no pad token; ``bert``: ``[CLS] ... [SEP]`` (the Q-Former's).
+    """
+    if style == "bert":
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    elif style == "llama":
+        specials = ["<unk>", "<s>", "</s>"]
+    else:
+        specials = ["<pad>", "<unk>", "</s>", "<s>"]
+    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    unk = "[UNK]" if style == "bert" else "<unk>"
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if style == "opt":
+        tok.post_processor = processors.TemplateProcessing(single="</s> $A", special_tokens=[("</s>", vocab["</s>"])])
+        kwargs = dict(bos_token="</s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    elif style == "t5":
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", vocab["</s>"])])
+        kwargs = dict(eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    elif style == "llama":
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+        kwargs = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    else:
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+        kwargs = dict(cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)
+    fast.save_pretrained(directory)
+    return directory
+
+
+VOCAB = 5 + len(WORDS) + 8  # room for an image placeholder token
+
+TINY_VISION = dict(image_size=28, patch_size=14, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4)
+TINY_QFORMER = dict(num_query_tokens=4, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                    vocab_size=64, max_position_embeddings=64)
+TINY_OPT = dict(model_type="opt", vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
+                num_attention_heads=4, max_position_embeddings=128, word_embed_proj_dim=32,
+                bos_token_id=2, eos_token_id=2, pad_token_id=0, dropout=0.0, attention_dropout=0.0)
+TINY_T5 = dict(model_type="t5", vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+               decoder_start_token_id=0, eos_token_id=2, pad_token_id=0, dropout_rate=0.0,
+               feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+TINY_LLAMA = dict(model_type="llama", vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+                  bos_token_id=1, eos_token_id=2, pad_token_id=0)
