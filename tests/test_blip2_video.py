@@ -178,3 +178,155 @@ def test_absent_weights_are_an_error_not_random(tokenizers, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"set by 'model.language.tokenizer'"):
         registry.get("model", name)(**{**kwargs, "language": LanguageConfig(kind=kind, config=lm,
                                                                            tokenizer=str(tmp_path / "tok"))})
+
+
+def test_instruction_aware_qformer_matches_transformers_instructblip(tokenizers, tmp_path):
+    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration
+
+    config = InstructBlipConfig(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=28, patch_size=14, layer_norm_eps=1e-6),
+        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                            vocab_size=64, max_position_embeddings=64, encoder_hidden_size=32),
+        text_config=TINY_LLAMA, num_query_tokens=4, image_token_index=VOCAB - 1,
+    )
+    torch.manual_seed(3)
+    hf = InstructBlipForConditionalGeneration(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    model = registry.get("model", "blip2_video_vicuna_instruct")(
+        vision=VisionConfig(**TINY_VISION),
+        qformer=QFormerConfig(**TINY_QFORMER, instruction_aware=True, tokenizer=str(tokenizers["bert"])),
+        language=LanguageConfig(kind="decoder_only", tokenizer=str(tokenizers["llama"]), prompt="describe the video"),
+        pretrained=str(tmp_path / "hf"),
+    ).eval()
+    frames = video(2, 1)
+    instruction = model.qformer_tokenizer(["describe the video"] * 2, return_tensors="pt")
+    text = model.language.tokenizer(["describe the video a man"] * 2, return_tensors="pt")
+    placeholder = torch.full((2, 4), VOCAB - 1)
+    with torch.no_grad():
+        ours = model.language.decoder_logits(model.encode(frames), text.input_ids, text.attention_mask)
+        theirs = hf(pixel_values=frames[:, 0], qformer_input_ids=instruction.input_ids,
+                    qformer_attention_mask=instruction.attention_mask,
+                    input_ids=torch.cat([placeholder, text.input_ids], 1)).logits
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    # another instruction changes the visual prefix: the Q-Former reads it
+    assert not torch.allclose(model.encode(frames), model.encode(frames, ["what does the man do"] * 2))
+
+
+def lavis_layout(hf_state: dict) -> tuple[dict, dict, dict]:
+    """Split a transformers BLIP-2 state dict the way LAVIS ships it: a stage-2 ``.pth``
+    ({"model": Q-Former, query tokens, ln_vision, opt_proj}), ``eva_vit_g.pth`` (raw ViT keys,
+    one block more than BLIP-2 uses) and the LLM's own weights."""
+    blip2, vit, llm = {}, {}, {}
+    for key, value in hf_state.items():
+        if key.startswith("language_model."):
+            llm[key[len("language_model."):]] = value
+        elif key == "query_tokens":
+            blip2["query_tokens"] = value
+        elif key.startswith("language_projection."):
+            blip2["opt_proj." + key.split(".", 1)[1]] = value
+        elif key.startswith("vision_model.post_layernorm."):
+            blip2["ln_vision." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("qformer."):
+            rest = key[len("qformer."):].replace(".attention.attention.", ".attention.self.")
+            rest = rest.replace("crossattention.attention.", "crossattention.self.")
+            rest = rest.replace("layernorm.", "embeddings.LayerNorm.") if rest.startswith("layernorm.") else rest
+            blip2["Qformer.bert." + rest] = value
+        elif key.startswith("vision_model.embeddings."):
+            name = {"class_embedding": "cls_token", "position_embedding": "pos_embed",
+                    "patch_embedding.weight": "patch_embed.proj.weight",
+                    "patch_embedding.bias": "patch_embed.proj.bias"}[key[len("vision_model.embeddings."):]]
+            vit[name] = value
+        elif key.startswith("vision_model.encoder.layers."):
+            i, rest = key[len("vision_model.encoder.layers."):].split(".", 1)
+            if rest == "self_attn.qkv.bias":
+                third = value.shape[0] // 3
+                vit[f"blocks.{i}.attn.q_bias"], vit[f"blocks.{i}.attn.v_bias"] = value[:third], value[2 * third:]
+                continue
+            for hf_name, lavis_name in (("layer_norm1", "norm1"), ("layer_norm2", "norm2"),
+                                        ("self_attn.qkv", "attn.qkv"), ("self_attn.projection", "attn.proj"),
+                                        ("mlp.fc1", "mlp.fc1"), ("mlp.fc2", "mlp.fc2")):
+                if rest.startswith(hf_name):
+                    vit[f"blocks.{i}.{lavis_name}{rest[len(hf_name):]}"] = value
+    vit.update({k.replace("blocks.1.", "blocks.2.", 1): v.clone() for k, v in vit.items() if k.startswith("blocks.1.")})
+    blip2["Qformer.bert.embeddings.position_ids"] = torch.arange(64).unsqueeze(0)
+    blip2["Qformer.cls.predictions.bias"] = torch.zeros(64)
+    return {"model": blip2}, vit, llm
+
+
+def test_lavis_pth_and_transformers_folder_load_into_identical_models(tokenizers, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    hf = hf_twin(None, "opt", tmp_path)
+    blip2, vit, llm = lavis_layout(hf.state_dict())
+    torch.save(blip2, tmp_path / "blip2_pretrained_opt.pth")
+    torch.save(vit, tmp_path / "eva_vit_g.pth")
+    AutoModelForCausalLM.from_config(hf.config.text_config).save_pretrained(tmp_path / "opt")
+    lm = AutoModelForCausalLM.from_pretrained(tmp_path / "opt")
+    lm.load_state_dict(llm)
+    lm.save_pretrained(tmp_path / "opt")
+    common = dict(vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER))
+    from_hf = registry.get("model", "blip2_video_opt")(
+        **common, language=LanguageConfig(tokenizer=str(tokenizers["opt"])), pretrained=str(tmp_path / "hf"))
+    from_lavis = registry.get("model", "blip2_video_opt")(
+        **common, language=LanguageConfig(path=str(tmp_path / "opt"), tokenizer=str(tokenizers["opt"])),
+        pretrained=str(tmp_path / "blip2_pretrained_opt.pth"), vision_weights=str(tmp_path / "eva_vit_g.pth"))
+    a, b = from_hf.state_dict(), from_lavis.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+
+
+@pytest.mark.parametrize("project_encoder", [False, True], ids=["fresh_cross_attention", "projection"])
+def test_timesformer_variant_loads_k400_and_blip2_weights(tokenizers, tmp_path, project_encoder, caplog):
+    from transformers import TimesformerConfig, TimesformerForVideoClassification
+
+    torch.manual_seed(2)
+    k400 = TimesformerForVideoClassification(TimesformerConfig(
+        image_size=28, patch_size=14, num_frames=2, hidden_size=24, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_labels=5))
+    k400.save_pretrained(tmp_path / "timesformer")
+    hf_twin(None, "opt", tmp_path)
+    vision = VisionConfig(arch="timesformer", image_size=28, patch_size=14, num_frames=2, hidden_size=24,
+                          intermediate_size=48, num_layers=2, num_heads=4)
+    qformer = QFormerConfig(**TINY_QFORMER, encoder_hidden_size=32 if project_encoder else None,
+                            project_encoder=project_encoder)
+    with caplog.at_level(logging.INFO):
+        model = registry.get("model", "blip2_timesformer")(
+            vision=vision, qformer=qformer, language=LanguageConfig(tokenizer=str(tokenizers["opt"])),
+            pretrained=str(tmp_path / "hf"), vision_weights=str(tmp_path / "timesformer"))
+    assert "start untrained" in caplog.text
+    assert torch.equal(model.vision.model.embeddings.patch_embeddings.projection.weight,
+                       k400.timesformer.embeddings.patch_embeddings.projection.weight)
+    assert (model.qformer.encoder_proj is not None) == project_encoder
+    tokens = model.vision(video(2, 2))
+    assert tokens.shape == (2, 1, 1 + 2 * 4, 24)  # CLS + frames x patches, one space-time sequence
+    batch = {"video": video(2, 2), "text_input": CAPTIONS}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(6):
+        loss = model(batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
+    from lavis.models.blip2_video.config import LoraConfig
+
+    model = build("t5", tokenizers, lora=LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=["q", "v"]))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable)
+    assert not any(n.startswith("language.") and "lora_" not in n for n in trainable)
+    batch = {"video": video(), "text_input": CAPTIONS}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(batch)["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(tmp_path / "lora")
+    again = registry.get("model", "blip2_video_t5").from_pretrained(str(tmp_path / "lora")).eval()
+    clips = video(2, 2)
+    assert model.generate({"video": clips}, max_length=5) == again.generate({"video": clips}, max_length=5)

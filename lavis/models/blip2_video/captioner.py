@@ -95,6 +95,23 @@ class Blip2VideoCaptioner(BaseModel):
         ).to(self.projection.weight.device)
         return enc.input_ids, enc.attention_mask
 
+    def new_parameter_prefixes(self) -> tuple[str, ...]:
+        """Parameters this configuration adds to a BLIP-2 checkpoint, trained from scratch.
+
+        With an encoder narrower or wider than ViT-g (TimeSformer: 768 vs 1408), either a new
+        projection feeds the pretrained cross-attention, or the cross-attention's key and value
+        projections (the only parts whose shape depends on the encoder) start fresh.
+        """
+        if self.qformer.encoder_proj is not None:
+            return ("qformer.encoder_proj.",)
+        if self.vision.cfg.arch == "timesformer":
+            layers = range(0, self.qformer.cfg.num_layers, self.qformer.cfg.cross_attention_frequency)
+            return tuple(
+                f"qformer.model.encoder.layer.{i}.crossattention.attention.{part}."
+                for i in layers for part in ("key", "value")
+            )
+        return ()
+
     # ------------------------------------------------------------------ API
     def forward(self, samples: dict[str, Any]) -> dict[str, torch.Tensor]:
         prompts = samples.get("prompt")

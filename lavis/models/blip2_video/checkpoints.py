@@ -22,6 +22,8 @@ from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 from transformers import AutoConfig
 
+from lavis.models.blip2_video.lavis_keys import eva_vit_to_project, lavis_to_project
+
 logger = logging.getLogger(__name__)
 
 HF_PREFIXES = (  # transformers BLIP-2 / InstructBLIP -> this project
@@ -91,7 +93,7 @@ def assign(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> set
     if unexpected:
         logger.warning("%s: %d unexpected keys ignored: %s", source, len(unexpected), _preview(unexpected))
     if mismatched:
-        logger.warning("%s: %d keys with another shape start fresh: %s", source, len(mismatched), _preview(mismatched))
+        logger.warning("%s: %d keys have another shape here, not loaded: %s", source, len(mismatched), _preview(mismatched))
     logger.info("loaded %d tensors from %s", len(usable), source)
     return set(usable) | _tied_to(model, set(usable))
 
@@ -112,14 +114,17 @@ def load_initial_weights(model: nn.Module, pretrained: str | None, vision_weight
     """Fill the captioner from its configured sources; refuse silent random weights."""
     loaded: set[str] = set()
     if pretrained is not None:
-        loaded |= assign(model, read_pretrained(pretrained), pretrained)
+        loaded |= assign(model, read_pretrained(pretrained, model), pretrained)
     if vision_weights is not None:
-        loaded |= assign(model, read_vision_weights(vision_weights, model.vision.cfg.arch), vision_weights)
+        loaded |= assign(model, read_vision_weights(vision_weights, model.vision.cfg), vision_weights)
     lm_path = model.language.cfg.path
     if lm_path is not None and not any(k.startswith("language.") for k in loaded):
         lm_state = {f"language.model.{k}": v for k, v in read_folder(require_dir(lm_path, "model.language.path")).items()}
         loaded |= assign(model, lm_state, lm_path)
-    missing = [k for k in model.state_dict() if k not in loaded]
+    fresh = [k for k in model.state_dict() if k not in loaded and k.startswith(model.new_parameter_prefixes())]
+    if fresh:
+        logger.info("%d tensors are new in this configuration and start untrained: %s", len(fresh), _preview(fresh))
+    missing = [k for k in model.state_dict() if k not in loaded and k not in fresh]
     if not missing:
         return
     parts = sorted({k.split(".")[0] for k in missing})
@@ -135,7 +140,7 @@ def load_initial_weights(model: nn.Module, pretrained: str | None, vision_weight
     )
 
 
-def read_pretrained(path: str) -> dict[str, torch.Tensor]:
+def read_pretrained(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
     """A BLIP-2 checkpoint (transformers folder or LAVIS .pth) in this project's key names."""
     source = Path(path)
     if source.is_dir():
@@ -143,22 +148,20 @@ def read_pretrained(path: str) -> dict[str, torch.Tensor]:
             raise ValueError(f"{path} (model.pretrained) is not a transformers BLIP-2 or InstructBLIP folder")
         return rename(read_folder(path), HF_PREFIXES)
     if source.is_file():
-        from lavis.models.blip2_video.lavis_keys import lavis_to_project
-
-        return lavis_to_project(torch.load(source, map_location="cpu", weights_only=True))
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+        return lavis_to_project(checkpoint, model.vision.cfg.num_layers, model.qformer.cfg.instruction_aware)
     raise FileNotFoundError(f"{path} does not exist (set by 'model.pretrained'); {HOW_TO_GET}")
 
 
-def read_vision_weights(path: str, arch: str) -> dict[str, torch.Tensor]:
+def read_vision_weights(path: str, cfg: Any) -> dict[str, torch.Tensor]:
     source = Path(path)
-    if arch == "timesformer":
+    if cfg.arch == "timesformer":
         state = read_folder(require_dir(path, "model.vision_weights"))
         return rename(state, (("timesformer.", "vision.model."),))
     if not source.is_file():
         raise FileNotFoundError(f"{path} does not exist (set by 'model.vision_weights'); {HOW_TO_GET}")
-    from lavis.models.blip2_video.lavis_keys import eva_vit_to_project
-
-    return eva_vit_to_project(torch.load(source, map_location="cpu", weights_only=True))
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    return eva_vit_to_project(state.get("model", state), cfg.num_layers)
 
 
 # ---------------------------------------------------------------------- the project's own format
