@@ -330,3 +330,64 @@ def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
     again = registry.get("model", "blip2_video_t5").from_pretrained(str(tmp_path / "lora")).eval()
     clips = video(2, 2)
     assert model.generate({"video": clips}, max_length=5) == again.generate({"video": clips}, max_length=5)
+
+
+@pytest.mark.parametrize("arch,model_type,vision_m,qformer_m", [
+    ("blip2_video_opt", "pretrain_opt2.7b", 985.95, 105.16),  # EVA ViT-g/14 (39 layers), Q-Former
+    ("blip2_video_t5", "pretrain_flant5xl", 985.95, 105.16),
+    ("blip2_video_vicuna_instruct", "vicuna7b", 985.95, 185.68),  # with text embeddings and FFN
+    ("blip2_timesformer", "pretrain", 121.26, 106.24),  # TimeSformer-B; + Linear(768 -> 1408)
+])
+def test_default_configs_describe_the_real_sizes(arch, model_type, vision_m, qformer_m):
+    from lavis.common.config import model_config
+    from lavis.models.blip2_video.qformer import QFormer
+    from lavis.models.blip2_video.vision import VisionEncoder
+
+    section, preprocess = model_config(arch, model_type)
+    with torch.device("meta"):
+        vision = VisionEncoder(section["vision"])
+        qformer = QFormer(section["qformer"], vision.width)
+    assert sum(p.numel() for p in vision.parameters()) / 1e6 == pytest.approx(vision_m, abs=0.01)
+    assert sum(p.numel() for p in qformer.parameters()) / 1e6 == pytest.approx(qformer_m, abs=0.01)
+    assert set(preprocess.vis_processor) == {"train", "eval"}
+
+
+def test_load_model_api(tokenizers, tmp_path, monkeypatch):
+    from lavis.models import load_model, load_model_and_preprocess
+
+    monkeypatch.setenv("LAVIS_CACHE_ROOT", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"blip2-opt-2.7b does not exist \(set by 'model.pretrained'\)"):
+        load_model("blip2_video_opt", "pretrain_opt2.7b")
+    tiny = dict(
+        pretrained=None, random_init=True, vision={**TINY_VISION, "precision": "fp32"}, qformer=TINY_QFORMER,
+        language={"config": TINY_OPT, "tokenizer": str(tokenizers["opt"]), "precision": "fp32"},
+    )
+    model, vis, txt = load_model_and_preprocess("blip2_video_opt", "pretrain_opt2.7b", **tiny)
+    assert not model.training and model.language.cfg.prompt == "a video of"
+    assert vis["eval"].image_size == 224 and vis["eval"].n_frms == 8 and txt["eval"]("A Man.") == "a man"
+    assert isinstance(load_model("blip2_video_opt", **tiny, is_eval=False).vision.model.embeddings.patch_embedding,
+                      torch.nn.Conv2d)
+
+
+def test_frozen_parts_stay_in_eval_and_checkpointing_keeps_gradients(tokenizers):
+    model = build("opt", tokenizers)
+    model.train()
+    assert not model.vision.training and not model.language.model.training and model.qformer.training
+    name, kind, lm = HEADS["opt"]
+
+    def grads(checkpointing: bool):
+        torch.manual_seed(0)
+        m = registry.get("model", name)(
+            vision=VisionConfig(**TINY_VISION, freeze=False, grad_checkpointing=checkpointing),
+            qformer=QFormerConfig(**TINY_QFORMER), random_init=True,
+            language=LanguageConfig(kind=kind, config=lm, tokenizer=str(tokenizers["opt"])))
+        m.train()  # HF checkpoints only in training mode; the same seed gives the same dropout
+        assert m.vision.model.encoder.gradient_checkpointing == checkpointing
+        torch.manual_seed(1)
+        m({"video": video(), "text_input": CAPTIONS})["loss"].backward()
+        return m.vision.model.embeddings.patch_embedding.weight.grad
+
+    torch.testing.assert_close(grads(True), grads(False))
+    half = build("opt", tokenizers)
+    half.vision = half.vision.__class__(VisionConfig(**TINY_VISION, precision="bf16"))
+    assert half.encode(video()).dtype == torch.float32  # the Q-Former always sees float32 tokens

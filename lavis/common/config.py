@@ -26,10 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lavis.common.registry import closest, registry
-from lavis.common.schema import ConfigError, Field, check_section, fields_of
+from lavis.common.schema import ConfigError, Field, ProcessorSpec, check_section, convert, fields_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("model", "datasets", "run")
+SECTIONS = ("model", "datasets", "run", "preprocess")
 MODEL_KEYS = ("arch", "model_type")
 DATASET_KEYS = ("type",)
 
@@ -125,6 +125,14 @@ class RunConfig:
 
 
 @dataclass
+class PreprocessConfig:
+    """A model's default processors (``load_model_and_preprocess``), as in LAVIS's model YAMLs."""
+
+    vis_processor: dict[str, ProcessorSpec] = field(default_factory=dict)
+    text_processor: dict[str, ProcessorSpec] = field(default_factory=dict)
+
+
+@dataclass
 class Layer:
     name: str  # a file path, or "--options"
     cfg: DictConfig
@@ -138,6 +146,7 @@ class Config:
     task: dict[str, Any]
     model: dict[str, Any]
     datasets: dict[str, dict[str, Any]]
+    preprocess: PreprocessConfig
     merged: DictConfig
     layers: list[str]
 
@@ -210,7 +219,9 @@ def _validate(container: dict, merged: DictConfig, layer_names: list[str], where
 
     model = _check_model(container.get("model") or {}, where)
     datasets = _check_datasets(container.get("datasets") or {}, where)
-    return Config(run=run, task=task, model=model, datasets=datasets, merged=merged, layers=layer_names)
+    preprocess = convert(container.get("preprocess") or {}, PreprocessConfig, "preprocess", where)
+    return Config(run=run, task=task, model=model, datasets=datasets, preprocess=preprocess,
+                  merged=merged, layers=layer_names)
 
 
 def _check_model(model: dict, where) -> dict[str, Any]:
@@ -310,7 +321,26 @@ def check_file(path: str | os.PathLike[str]) -> None:
     container = OmegaConf.to_container(cfg, resolve=True)
     where = _locator([Layer(str(path), cfg)])
     for key in container:
-        if key not in ("model", "datasets"):
+        if key not in ("model", "datasets", "preprocess"):
             raise ConfigError(f"{path}: unexpected top-level section '{key}' in a default config")
     _check_model(container.get("model") or {}, where)
+    convert(container.get("preprocess") or {}, PreprocessConfig, "preprocess", where)
     _check_datasets(container.get("datasets") or {}, where)
+
+
+def model_config(
+    arch: str, model_type: str | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], PreprocessConfig]:
+    """A model's validated section (default YAML for its type < ``overrides``) and processors."""
+    user = Layer("overrides", OmegaConf.create({"model": {"arch": arch, "model_type": model_type, **(overrides or {})}}))
+    model_cls = registry.get("model", arch)
+    model_type = model_type or getattr(model_cls, "default_model_type", None)
+    path = _default_path(model_cls, model_type, f"model '{arch}'", "model_type")
+    layers = ([Layer(str(path), _load_yaml(path))] if path is not None else []) + [user]
+    merged = OmegaConf.merge(*(layer.cfg for layer in layers))
+    container = OmegaConf.to_container(merged, resolve=True)
+    container["model"]["model_type"] = model_type
+    where = _locator(layers)
+    model = _check_model(container["model"], where)
+    preprocess = convert(container.get("preprocess") or {}, PreprocessConfig, "preprocess", where)
+    return model, preprocess

@@ -35,6 +35,9 @@ class Component:
     kind: str
 
 
+ProcessorSpec = Annotated[dict[str, Any], Component("processor")]
+
+
 @dataclasses.dataclass(frozen=True)
 class Field:
     name: str

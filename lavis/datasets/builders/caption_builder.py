@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 from torch.utils.data import Dataset
 
 from lavis.common.registry import registry
-from lavis.common.schema import Component
+from lavis.common.schema import ProcessorSpec
 from lavis.datasets.annotations import read_caption_annotations
 from lavis.datasets.builders.base_builder import BaseDatasetBuilder
 from lavis.datasets.datasets.caption_datasets import VideoCaptionDataset, VideoCaptionEvalDataset
 from lavis.processors import build_processor
-
-ProcessorSpec = Annotated[dict[str, Any], Component("processor")]
-
 
 class VideoCaptionBuilder(BaseDatasetBuilder):
     """``annotations`` maps split -> LAVIS-format file; ``train`` is the training split.

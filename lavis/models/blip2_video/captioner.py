@@ -54,6 +54,10 @@ class Blip2VideoCaptioner(BaseModel):
         the encoder; ``finetuned``: a folder saved by ``save_pretrained`` (loaded last, strictly);
         ``random_init``: allow parts without weights to stay random (smoke tests only)."""
         super().__init__()
+        for path, key in ((pretrained, "model.pretrained"), (vision_weights, "model.vision_weights"),
+                          (finetuned, "model.finetuned"), (language.path, "model.language.path")):
+            if path is not None:  # fail before building (and randomly initialising) billions of weights
+                checkpoints.require_exists(path, key)
         self.fusion = fusion
         self.vision = VisionEncoder(vision)
         self.qformer = QFormer(qformer, self.vision.width)

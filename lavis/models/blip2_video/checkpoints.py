@@ -47,6 +47,12 @@ def require_dir(path: str, key: str) -> str:
     return str(path)
 
 
+def require_exists(path: str, key: str) -> str:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist (set by '{key}'); {HOW_TO_GET}")
+    return str(path)
+
+
 def blip2_folder_config(path: str) -> Any | None:
     """The transformers config of a BLIP-2 / InstructBLIP folder, else None."""
     config_file = Path(path) / "config.json"
