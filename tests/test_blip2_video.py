@@ -391,3 +391,14 @@ def test_frozen_parts_stay_in_eval_and_checkpointing_keeps_gradients(tokenizers)
     half = build("opt", tokenizers)
     half.vision = half.vision.__class__(VisionConfig(**TINY_VISION, precision="bf16"))
     assert half.encode(video()).dtype == torch.float32  # the Q-Former always sees float32 tokens
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_batched_generation_with_prompts_of_different_lengths(tokenizers, head):
+    model = build(head, tokenizers).eval()
+    clips = video(3, 2, seed=4)
+    prompts = ["a video of", "describe what happens in the video", "what"]
+    batched = model.generate({"video": clips, "prompt": prompts}, num_beams=2, max_length=6, min_length=2)
+    alone = [model.generate({"video": clips[i : i + 1], "prompt": [prompts[i]]}, num_beams=2, max_length=6,
+                            min_length=2)[0] for i in range(3)]
+    assert batched == alone
