@@ -22,7 +22,6 @@ setup(
     install_requires=requirements,
     extras_require={
         "test": ["pytest>=8"],
-        "lora": ["peft>=0.13"],
         # A third video backend; 0.13 is the CPU build matching torch 2.13 and needs the system's
         # FFmpeg libraries (Debian: apt-get install ffmpeg). Without them it is simply not used.
         "torchcodec": ["torchcodec==0.13.*"],

@@ -57,8 +57,8 @@ def test_train_split_has_one_sample_per_caption_and_skips_bad_videos(data_root, 
     batch = train.collater([train[i] for i in range(6)])
     assert batch["video"].shape == (4, 4, 3, 32, 32)
     assert batch["video_id"] == ["v0", "v0", "v1", "v1"]
-    assert [vid for vid, _ in batch["skipped"]] == ["bad", "bad"]
-    assert "not a readable video container" in batch["skipped"][0][1]
+    assert [(pos, vid) for pos, vid, _ in batch["skipped"]] == [(4, "bad"), (5, "bad")]
+    assert "not a readable video container" in batch["skipped"][0][2]
 
 
 def test_eval_splits_have_one_sample_per_video_and_their_own_ground_truth(data_root, monkeypatch):

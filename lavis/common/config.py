@@ -56,15 +56,19 @@ def cache_root() -> Path:
 
 
 def _register_resolvers() -> None:
-    # ${data_root:msrvtt} -> $LAVIS_DATA_ROOT/msrvtt ; ${cache_root:opt-2.7b} likewise.
+    # ${data_root:msrvtt} -> $LAVIS_DATA_ROOT/msrvtt; ${cache_root:opt-2.7b}, ${lavis_root:projects} likewise.
     def data(sub: str = "") -> str:
         return str(data_root() / sub)
 
     def cache(sub: str = "") -> str:
         return str(cache_root() / sub)
 
+    def package(sub: str = "") -> str:  # files shipped inside the package (e.g. a tokenizer)
+        return str(REPO_ROOT / "lavis" / sub)
+
     OmegaConf.register_resolver("data_root", data, replace=True)
     OmegaConf.register_resolver("cache_root", cache, replace=True)
+    OmegaConf.register_resolver("lavis_root", package, replace=True)
 
 
 _register_resolvers()

@@ -69,6 +69,7 @@ def build_runner(cfg: Config, job_dir: Path):
     afterwards each rank gets its own seed for dropout and sampling.
     """
     task = registry.get("task", cfg.run.task)(**cfg.task)
+    task.check_ready(cfg)
     datasets = task.build_datasets(cfg)
     seed_everything(cfg.run.seed)
     model = task.build_model(cfg)

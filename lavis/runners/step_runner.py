@@ -102,7 +102,7 @@ class StepRunner:
         self.model = model.to(self.device)
         self.wrapped: nn.Module = self.model
         self.sharded = self.run.wrapper == "fsdp" and self.world_size > 1
-        self.skipped: list[tuple[str, str]] = []  # unreadable samples seen by this rank
+        self.skipped: list[tuple] = []  # unreadable samples seen by this rank
         self.splits = self._index_splits(datasets)
         if self.run.checkpoint:
             ckpt = ckpt_io.load_checkpoint(self.run.checkpoint)
@@ -160,13 +160,13 @@ class StepRunner:
         bar = tqdm(total=max_steps, initial=state.step, desc="train", disable=self.rank != 0)
         while state.step < max_steps:
             lr = schedule.step(state.step)
-            loss = self._train_step(state.step, batches, optimizer, scaler, trainable)
+            logs = self._train_step(state.step, batches, optimizer, scaler, trainable)
             state.step += 1
             bar.update(1)
             if state.step % run.log_freq == 0 or state.step == max_steps:
-                mean_loss = dist.all_reduce_mean(loss)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-                self._log_metrics({"step": state.step, "loss": mean_loss, "lr": lr})
+                logs = {k: dist.all_reduce_mean(v) for k, v in logs.items()}
+                bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}")
+                self._log_metrics({"step": state.step, **logs, "lr": lr})
             final = state.step == max_steps
             if run.valid_splits and ((run.val_freq and state.step % run.val_freq == 0) or final):
                 self._validate(state, optimizer, scaler)
@@ -193,15 +193,21 @@ class StepRunner:
         )
         return summary
 
-    def _train_step(self, step: int, batches: Iterator[Any], optimizer, scaler, trainable) -> float:
-        """One optimiser step over ``accum_grad_iters`` micro-batches; returns the mean loss."""
+    def _train_step(self, step: int, batches: Iterator[Any], optimizer, scaler, trainable) -> dict[str, float]:
+        """One optimiser step over ``accum_grad_iters`` micro-batches; returns mean loss and the
+        task's other scalars (``train_step`` may return ``{"loss": ..., "reward": ...}``)."""
         run = self.run
         total = torch.zeros((), device=self.device)
+        extras: dict[str, float] = {}
         for micro in range(run.accum_grad_iters):
             batch = move_to(self._note_skipped(next(batches)), self.device)
             last = micro == run.accum_grad_iters - 1
             with self._grad_sync(last), self._autocast():
-                loss = self.task.train_step(self.wrapped, batch)
+                out = self.task.train_step(self.wrapped, batch)
+            loss = out["loss"] if isinstance(out, dict) else out
+            for key, value in (out.items() if isinstance(out, dict) else ()):
+                if key != "loss":
+                    extras[key] = extras.get(key, 0.0) + float(value) / run.accum_grad_iters
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower the lr or check the data")
             scaled = loss / run.accum_grad_iters
@@ -217,7 +223,7 @@ class StepRunner:
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return total.item() / run.accum_grad_iters
+        return {"loss": total.item() / run.accum_grad_iters, **extras}
 
     def _train_batches(self, dataset: Dataset, state: TrainState) -> Iterator[Any]:
         """Micro-batches forever, epoch after epoch, starting where ``state`` says."""
@@ -391,7 +397,7 @@ class StepRunner:
 
     # ------------------------------------------------------------------ helpers
     def _note_skipped(self, batch: Any, evaluating: bool = False) -> Any:
-        """Count samples the dataset could not load (``batch["skipped"]``: (id, reason) pairs).
+        """Count samples the dataset could not load (``batch["skipped"]``: (position, id, reason)).
 
         In training a batch of only unreadable samples is an error (the ranks must step together);
         in evaluation the task records an error result for each.

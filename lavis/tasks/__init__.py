@@ -1,5 +1,7 @@
 """Registered tasks (``registry.get("task", name)``)."""
 
 from lavis.tasks.base_task import BaseTask
+from lavis.tasks.captioning import CaptionTask
+from lavis.tasks.scst import SCSTTask
 
-__all__ = ["BaseTask"]
+__all__ = ["BaseTask", "CaptionTask", "SCSTTask"]

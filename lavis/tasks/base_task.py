@@ -21,6 +21,9 @@ class BaseTask:
     gathers them from all ranks in dataset order and hands the complete list to ``evaluate``.
     """
 
+    def check_ready(self, cfg: Config) -> None:
+        """Raise before anything heavy starts if the task could not finish (e.g. a missing tool)."""
+
     def build_model(self, cfg: Config) -> nn.Module:
         model_cls = registry.get("model", cfg.model["arch"])
         return model_cls.from_config(cfg.model_kwargs())
@@ -33,6 +36,7 @@ class BaseTask:
         }
 
     def train_step(self, model: nn.Module, batch: dict[str, Any]):
+        """The loss tensor, or ``{"loss": tensor, **scalars}`` whose scalars are logged too."""
         return model(batch)["loss"]
 
     def valid_step(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 A video that cannot be decoded does not stop the run and does not quietly change a batch: the
 sample comes back as ``{"skipped": (video_id, reason)}``, the collater lists it under
-``batch["skipped"]``, and the runner counts and reports it.
+``batch["skipped"]`` with its position, and the runner counts and reports it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ class VideoCaptionDataset(Dataset):
         text_processor: Callable[[str], str],
     ) -> None:
         self.rows = rows
+        self.references: dict[str, list[str]] = {}  # every caption of each video (SCST rewards)
+        for row in rows:
+            self.references.setdefault(row["image_id"], []).append(row["caption"])
         self.video_root = Path(video_root)
         self.vis_processor = vis_processor
         self.text_processor = text_processor
@@ -54,12 +57,16 @@ class VideoCaptionDataset(Dataset):
         sample = self.load_video(row)
         if "video" in sample:
             sample["text_input"] = self.text_processor(row["caption"])
+            sample["references"] = self.references[row["image_id"]]
         return sample
 
     def collater(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        """Stack the readable samples; list the unreadable ones under ``skipped``."""
+        """Stack the readable samples; list the unreadable ones under ``skipped`` as
+        ``(position in the batch, video_id, reason)`` so results can be put back in order."""
         ok = [s for s in samples if "video" in s]
-        batch: dict[str, Any] = {"skipped": [s["skipped"] for s in samples if "skipped" in s]}
+        batch: dict[str, Any] = {
+            "skipped": [(i, *s["skipped"]) for i, s in enumerate(samples) if "skipped" in s]
+        }
         if ok:
             batch["video"] = torch.stack([s["video"] for s in ok])
             for key in ok[0]:
@@ -72,13 +79,14 @@ class VideoCaptionEvalDataset(VideoCaptionDataset):
     """Evaluation: one sample per video (de-duplicated before any decoding), with references."""
 
     def __init__(self, rows: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
-        self.references: dict[str, list[str]] = {}
         first_rows: dict[str, dict[str, Any]] = {}
         for row in rows:
-            self.references.setdefault(row["image_id"], []).append(row["caption"])
             first_rows.setdefault(row["image_id"], row)
         self.caption_rows = rows
         super().__init__(list(first_rows.values()), *args, **kwargs)
+        self.references = {}
+        for row in rows:
+            self.references.setdefault(row["image_id"], []).append(row["caption"])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.load_video(self.rows[index])

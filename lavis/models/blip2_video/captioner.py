@@ -118,9 +118,19 @@ class Blip2VideoCaptioner(BaseModel):
 
     # ------------------------------------------------------------------ API
     def forward(self, samples: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Cross-entropy on ``text_input``; or, when ``scst_captions`` (k per video) and
+        ``scst_advantages`` are given, the self-critical loss -(r - b) * log p / length."""
         prompts = samples.get("prompt")
         prefix = self.encode(samples["video"], prompts)
-        return {"loss": self.language.loss(prefix, list(samples["text_input"]), prompts)}
+        if "scst_captions" not in samples:
+            return {"loss": self.language.loss(prefix, list(samples["text_input"]), prompts)}
+        captions = list(samples["scst_captions"])
+        k = len(captions) // prefix.shape[0]
+        if prompts is not None:
+            prompts = [p for p in prompts for _ in range(k)]
+        logp = self.language.sequence_logprobs(prefix.repeat_interleave(k, 0), captions, prompts)
+        advantages = torch.as_tensor(samples["scst_advantages"], dtype=logp.dtype, device=logp.device)
+        return {"loss": -(advantages * logp).mean(), "logprobs": logp}
 
     @torch.no_grad()
     def generate(
@@ -220,6 +230,7 @@ class Blip2VideoOPT(Blip2VideoCaptioner):
         "pretrain_opt6.7b": "models/blip2_video/pretrain_opt6.7b.yaml",
         "caption_opt2.7b": "models/blip2_video/caption_opt2.7b.yaml",
         "caption_opt6.7b": "models/blip2_video/caption_opt6.7b.yaml",
+        "tiny_shapes": "models/blip2_video/tiny_shapes.yaml",
     }
     default_model_type = "pretrain_opt2.7b"
 

@@ -64,6 +64,23 @@ class LanguageHead(nn.Module):
 
     # ------------------------------------------------------------------ training
     def loss(self, prefix: torch.Tensor, captions: list[str], prompt: str | list[str] | None = None) -> torch.Tensor:
+        """Mean cross-entropy over the caption tokens (and EOS) of the batch."""
+        logits, labels = self._teacher_forced(prefix, captions, prompt)
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+
+    def sequence_logprobs(
+        self, prefix: torch.Tensor, captions: list[str], prompt: str | list[str] | None = None
+    ) -> torch.Tensor:
+        """Length-normalised log-probability of each caption (differentiable; for SCST)."""
+        logits, labels = self._teacher_forced(prefix, captions, prompt)
+        mask = labels != -100
+        token_lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return (token_lp * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def _teacher_forced(
+        self, prefix: torch.Tensor, captions: list[str], prompt: str | list[str] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and aligned labels (-100 where no loss) for captions given the visual prefix."""
         prefix = prefix.to(self.model.dtype)
         prompts = self._prompts(len(captions), prompt)
         end = self.cfg.end_of_text if self.cfg.end_of_text is not None else self.tokenizer.eos_token
@@ -75,18 +92,17 @@ class LanguageHead(nn.Module):
                 labels[row, : len(self.tokenizer(p).input_ids)] = -100
             logits = self.decoder_logits(prefix, text.input_ids, text.attention_mask)
             full = torch.cat([torch.full(prefix.shape[:2], -100, device=labels.device), labels], dim=1)
-            return F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), full[:, 1:].flatten(), ignore_index=-100
-            )
+            return logits[:, :-1], full[:, 1:]
         source = self._tokenize(prompts, "right")
         if self.cfg.end_of_text is not None:
             captions = [c + self.cfg.end_of_text for c in captions]
         target = self._tokenize(captions, "right", self.cfg.max_txt_len)
         labels = target.input_ids.masked_fill(target.attention_mask == 0, -100)
         embeds, mask = self._with_prefix(prefix, source.input_ids, source.attention_mask)
-        return self.model(
+        logits = self.model(
             inputs_embeds=embeds, attention_mask=mask, decoder_attention_mask=target.attention_mask, labels=labels
-        ).loss
+        ).logits
+        return logits, labels
 
     def decoder_logits(self, prefix: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         embeds, full_mask = self._with_prefix(prefix, ids, mask)
