@@ -127,3 +127,10 @@ def test_processors(data_root):
     assert first.shape == (5, 3, 24, 24) and torch.equal(first, again)
     caption = build_processor({"name": "caption", "prompt": "a video of ", "max_words": 4})
     assert caption("A Man (on stage) sings: loudly!\n") == "a video of a man on stage"
+
+
+def test_shuffled_video_control_pairs_references_with_other_videos(data_root, monkeypatch):
+    plain = build(data_root, monkeypatch)["test"]
+    shuffled = build(data_root, monkeypatch, "datasets.shapes_caption.shuffle_videos_seed=0")["test"]
+    assert [shuffled[i]["video_id"] for i in range(2)] == ["v3", "v4"]  # ids and references stay
+    assert torch.equal(shuffled[0]["video"], plain[1]["video"]) and torch.equal(shuffled[1]["video"], plain[0]["video"])

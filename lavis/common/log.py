@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
 
 FORMAT = "%(asctime)s %(levelname)s [rank{rank}] %(name)s: %(message)s"
 
@@ -33,3 +36,10 @@ def setup_logging(rank: int = 0, log_dir: str | Path | None = None, level: int =
         handler._lavis = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+
+
+def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", rank: int = 0, **kwargs: Any) -> tqdm:
+    """A tqdm bar on rank 0 only; redrawn every 0.1 s on a terminal, every 30 s into a log file."""
+    interactive = sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, disable=rank != 0, mininterval=0.1 if interactive else 30,
+                **kwargs)

@@ -31,12 +31,12 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
-from tqdm import tqdm
 
 from lavis.common import checkpoint as ckpt_io
 from lavis.common import dist
 from lavis.common.config import Config, RunConfig
 from lavis.common.io import atomic_write_json
+from lavis.common.log import progress
 from lavis.common.optim import build_optimizer
 from lavis.common.registry import registry
 from lavis.datasets.samplers import SeededDataset, ShardSampler, TrainSampler, sample_seed
@@ -157,7 +157,7 @@ class StepRunner:
         )
         start_step, start_time = state.step, time.time()
         self.model.train()
-        bar = tqdm(total=max_steps, initial=state.step, desc="train", disable=self.rank != 0)
+        bar = progress(total=max_steps, initial=state.step, desc="train", rank=self.rank)
         while state.step < max_steps:
             lr = schedule.step(state.step)
             logs = self._train_step(state.step, batches, optimizer, scaler, trainable)
@@ -296,7 +296,7 @@ class StepRunner:
         was_training = model.training
         model.eval()
         results: list[dict[str, Any]] = []
-        for batch in tqdm(loader, desc=f"eval {split}", disable=self.rank != 0):
+        for batch in progress(loader, desc=f"eval {split}", rank=self.rank):
             with self._autocast():
                 results.extend(self.task.valid_step(model, move_to(self._note_skipped(batch, True), self.device)))
         model.train(was_training)

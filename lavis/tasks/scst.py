@@ -15,6 +15,7 @@ reward of the k candidates. Alternatives, each a run key:
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +27,8 @@ from lavis.common.config import Config
 from lavis.common.registry import registry
 from lavis.metrics.cider import CiderDReward
 from lavis.tasks.captioning import CaptionTask
+
+logger = logging.getLogger(__name__)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -54,6 +57,12 @@ class SCSTTask(CaptionTask):
         self.max_len, self.references, self.baseline = scst_max_len, scst_references, scst_baseline
         self.document_frequency = scst_document_frequency
         self.reward = CiderDReward()
+
+    def check_ready(self, cfg: Config) -> None:
+        super().check_ready(cfg)
+        if cfg.run.checkpoint is None and cfg.model.get("finetuned") is None and not cfg.run.resume_ckpt_path:
+            logger.warning("SCST starts from the model's pretrained weights: no run.checkpoint (usually the "
+                           "cross-entropy run's checkpoint_best.pth) or model.finetuned is set")
 
     def build_datasets(self, cfg: Config) -> dict[str, dict[str, Dataset]]:
         datasets = super().build_datasets(cfg)

@@ -28,7 +28,11 @@ class VideoCaptionBuilder(BaseDatasetBuilder):
         videos: str,
         vis_processor: dict[str, ProcessorSpec],
         text_processor: dict[str, ProcessorSpec],
+        shuffle_videos_seed: int | None = None,
     ) -> None:
+        """``shuffle_videos_seed``: a control experiment; evaluation splits pair each video's
+        references with another video's frames, to measure how much a model looks at the video."""
+        self.shuffle_videos_seed = shuffle_videos_seed
         self.annotations = annotations
         self.videos = videos
         self.vis_processor = vis_processor
@@ -47,8 +51,10 @@ class VideoCaptionBuilder(BaseDatasetBuilder):
             mode = "train" if split == "train" else "eval"
             vis = build_processor(self._spec(self.vis_processor, "vis_processor", mode))
             text = build_processor(self._spec(self.text_processor, "text_processor", mode))
-            dataset_cls = VideoCaptionDataset if mode == "train" else VideoCaptionEvalDataset
-            out[split] = dataset_cls(rows, video_root, vis, text)
+            if mode == "train":
+                out[split] = VideoCaptionDataset(rows, video_root, vis, text)
+            else:
+                out[split] = VideoCaptionEvalDataset(rows, video_root, vis, text, shuffle_seed=self.shuffle_videos_seed)
         return out
 
     def _spec(self, specs: dict[str, dict[str, Any]], key: str, mode: str) -> dict[str, Any]:

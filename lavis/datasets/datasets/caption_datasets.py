@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -78,18 +79,30 @@ class VideoCaptionDataset(Dataset):
 class VideoCaptionEvalDataset(VideoCaptionDataset):
     """Evaluation: one sample per video (de-duplicated before any decoding), with references."""
 
-    def __init__(self, rows: list[dict[str, Any]], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, rows: list[dict[str, Any]], *args: Any, shuffle_seed: int | None = None, **kwargs: Any) -> None:
         first_rows: dict[str, dict[str, Any]] = {}
         for row in rows:
             first_rows.setdefault(row["image_id"], row)
         self.caption_rows = rows
         super().__init__(list(first_rows.values()), *args, **kwargs)
+        # Control experiment: sample i shows the frames of video frames_of[i] (a derangement).
+        self.frames_of = list(range(len(self.rows)))
+        if shuffle_seed is not None and len(self.rows) > 1:
+            shift = 1 + np.random.default_rng(shuffle_seed).integers(len(self.rows) - 1)
+            order = np.random.default_rng(shuffle_seed).permutation(len(self.rows))
+            self.frames_of = [0] * len(self.rows)
+            for k, i in enumerate(order):
+                self.frames_of[int(i)] = int(order[(k + shift) % len(order)])
         self.references = {}
         for row in rows:
             self.references.setdefault(row["image_id"], []).append(row["caption"])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.load_video(self.rows[index])
+        sample = self.load_video(self.rows[self.frames_of[index]])
+        sample["video_id"] = self.rows[index]["image_id"]
+        if "skipped" in sample:
+            sample["skipped"] = (self.rows[index]["image_id"], sample["skipped"][1])
+        return sample
 
     def ground_truth(self) -> dict[str, Any]:
         """COCO-format ground truth built from this split's own rows."""

@@ -1,0 +1,66 @@
+"""Captioning end to end on a small generated shapes set: train, evaluate, SCST, 1 vs 2 ranks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lavis.datasets.synthetic import generate
+from tests.conftest import ROOT, read_metrics, subprocess_env
+
+FT = ROOT / "lavis" / "projects" / "shapes" / "caption_shapes_ft.yaml"
+SMALL = [
+    "datasets.shapes_caption.vis_processor.train.n_frms=4", "datasets.shapes_caption.vis_processor.eval.n_frms=4",
+    "run.batch_size_train=4", "run.batch_size_eval=3", "run.num_workers=1", "run.num_beams=2", "run.max_len=8",
+    "run.warmup_steps=2", "run.log_freq=2",
+]
+
+
+def run_script(script, cfg, options, nproc=1, data_root=None):
+    cmd = [sys.executable]
+    if nproc > 1:
+        cmd += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    cmd += [str(ROOT / script), "--cfg-path", str(cfg), "--options", *options]
+    env = {**subprocess_env(), "LAVIS_DATA_ROOT": str(data_root)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    generate(root / "data" / "shapes", num_videos=20, seed=1, size=64, fps=8, seconds=2.0)
+    out = root / "out"
+    run_script("train.py", FT, [*SMALL, f"run.output_dir={out}", "run.job_id=ft", "run.max_steps=6",
+                                "run.save_freq=6", "run.val_freq=6", "run.valid_splits=[val]", "run.test_splits=[]"],
+               data_root=root / "data")
+    return root, out / "ft" / "checkpoint_0000006.pth"
+
+
+def test_evaluation_on_two_ranks_equals_one(trained):
+    root, ckpt = trained
+    options = [*SMALL, f"run.output_dir={root / 'out'}", f"run.checkpoint={ckpt}", "run.test_splits=[test,val]"]
+    run_script("evaluate.py", FT, [*options, "run.job_id=one"], data_root=root / "data")
+    run_script("evaluate.py", FT, [*options, "run.job_id=two"], nproc=2, data_root=root / "data")
+    for split in ("test", "val"):
+        one = json.loads((root / "out" / "one" / "result" / f"{split}_final.json").read_text())
+        two = json.loads((root / "out" / "two" / "result" / f"{split}_final.json").read_text())
+        assert one == two and len({r["video_id"] for r in one}) == len(one) == 2
+    metrics = [r for r in read_metrics(root / "out" / "one") if r.get("split")]
+    assert metrics == [r for r in read_metrics(root / "out" / "two") if r.get("split")]
+    assert {"Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "agg_metrics"} <= set(metrics[0])
+    assert (root / "out" / "one" / "result" / "test_gt.json").is_file()
+
+
+def test_scst_from_the_checkpoint_on_two_ranks(trained):
+    root, ckpt = trained
+    run_script("train.py", FT, [
+        *SMALL, f"run.output_dir={root / 'out'}", "run.job_id=scst", "run.task=scst", f"run.checkpoint={ckpt}",
+        "run.max_steps=2", "run.scst_num_candidates=2", "run.valid_splits=[]", "run.test_splits=[]",
+        "run.init_lr=1e-4", "run.log_freq=1"], nproc=2, data_root=root / "data")
+    rewards = [r["reward"] for r in read_metrics(root / "out" / "scst") if "reward" in r]
+    assert len(rewards) == 2 and all(r >= 0 for r in rewards)
