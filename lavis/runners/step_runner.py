@@ -28,9 +28,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
-from torch.utils.data._utils.collate import default_collate
+from torch.utils.data import Dataset
 
 from lavis.common import checkpoint as ckpt_io
 from lavis.common import dist
@@ -39,7 +37,9 @@ from lavis.common.io import atomic_write_json
 from lavis.common.log import progress
 from lavis.common.optim import build_optimizer
 from lavis.common.registry import registry
-from lavis.datasets.samplers import SeededDataset, ShardSampler, TrainSampler, sample_seed
+from lavis.datasets.samplers import TrainSampler
+from lavis.runners.loaders import Splits, eval_loader, move_to, train_batches
+from lavis.runners.parallel import gradient_sync, unsharded, wrap_model
 from lavis.tasks.base_task import BaseTask
 
 logger = logging.getLogger(__name__)
@@ -65,21 +65,6 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     return device
 
 
-def move_to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
-
-
-def _one_thread_worker(_: int) -> None:
-    # Each DataLoader worker decodes with one thread; automatic threading oversubscribes cores.
-    torch.set_num_threads(1)
-
-
 @registry.register_runner("runner_step")
 class StepRunner:
     """Step-based runner for DDP, FSDP or a single process."""
@@ -103,7 +88,7 @@ class StepRunner:
         self.wrapped: nn.Module = self.model
         self.sharded = self.run.wrapper == "fsdp" and self.world_size > 1
         self.skipped: list[tuple] = []  # unreadable samples seen by this rank
-        self.splits = self._index_splits(datasets)
+        self.splits = Splits(datasets)
         if self.run.checkpoint:
             ckpt = ckpt_io.load_checkpoint(self.run.checkpoint)
             ckpt_io.load_trainable(self.model, ckpt, self.run.checkpoint)
@@ -112,7 +97,7 @@ class StepRunner:
     # ------------------------------------------------------------------ training
     def train(self) -> dict[str, Any]:
         run = self.run
-        train_set = self._train_set()
+        train_set = self.splits.training(run.train_splits)
         per_rank_batches = TrainSampler(len(train_set), self.rank, self.world_size, run.seed, 0).per_rank
         per_rank_batches //= run.batch_size_train
         if per_rank_batches == 0:
@@ -122,7 +107,9 @@ class StepRunner:
             )
         max_steps = self._max_steps(per_rank_batches)
 
-        self.wrapped = self._wrap()
+        self.wrapped = wrap_model(
+            self.model, run.wrapper, self.world_size, self.device, run.find_unused_parameters
+        )
         state, resume = TrainState(), None
         if run.resume_ckpt_path:
             resume = ckpt_io.load_checkpoint(run.resume_ckpt_path)
@@ -148,7 +135,10 @@ class StepRunner:
             logger.info("resumed from %s at step %d", run.resume_ckpt_path, state.step)
             del resume
 
-        batches = self._train_batches(train_set, state)
+        batches = train_batches(
+            train_set, state, batch_size=run.batch_size_train, num_workers=run.num_workers, seed=run.seed,
+            rank=self.rank, world_size=self.world_size, pin_memory=self.device.type == "cuda",
+        )
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         logger.info(
             "training %d steps: %d samples, %d rank(s) x batch %d x accum %d, %d trainable params",
@@ -202,7 +192,7 @@ class StepRunner:
         for micro in range(run.accum_grad_iters):
             batch = move_to(self._note_skipped(next(batches)), self.device)
             last = micro == run.accum_grad_iters - 1
-            with self._grad_sync(last), self._autocast():
+            with gradient_sync(self.wrapped, self.sharded, last), self._autocast():
                 out = self.task.train_step(self.wrapped, batch)
             loss = out["loss"] if isinstance(out, dict) else out
             for key, value in (out.items() if isinstance(out, dict) else ()):
@@ -224,34 +214,6 @@ class StepRunner:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return {"loss": total.item() / run.accum_grad_iters, **extras}
-
-    def _train_batches(self, dataset: Dataset, state: TrainState) -> Iterator[Any]:
-        """Micro-batches forever, epoch after epoch, starting where ``state`` says."""
-        run = self.run
-        seeded = SeededDataset(dataset, run.seed)
-        while True:
-            sampler = TrainSampler(
-                len(dataset), self.rank, self.world_size, run.seed, state.epoch,
-                start=state.batch_in_epoch * run.batch_size_train,
-            )
-            loader = DataLoader(
-                seeded,
-                batch_size=run.batch_size_train,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=run.num_workers,
-                collate_fn=self._collate_fn(dataset),
-                pin_memory=self.device.type == "cuda",
-                worker_init_fn=_one_thread_worker,
-                # Its own generator: creating a loader must not consume the global RNG, or a
-                # resumed run (which creates one more loader) would drift from an unbroken one.
-                generator=torch.Generator().manual_seed(sample_seed(run.seed, state.epoch, self.rank)),
-            )
-            for batch in loader:
-                state.batch_in_epoch += 1
-                yield batch
-            state.epoch += 1
-            state.batch_in_epoch = 0
 
     def _max_steps(self, per_rank_batches: int) -> int:
         run = self.run
@@ -279,17 +241,10 @@ class StepRunner:
 
     @torch.no_grad()
     def _evaluate_split(self, split: str, step: int | str) -> dict[str, float]:
-        dataset = self._split(split)
-        sampler = ShardSampler(len(dataset), self.rank, self.world_size, pad=self.sharded)
-        loader = DataLoader(
-            dataset,
-            batch_size=self.run.batch_size_eval,
-            sampler=sampler,
-            num_workers=self.run.num_workers,
-            collate_fn=self._collate_fn(dataset),
-            pin_memory=self.device.type == "cuda",
-            worker_init_fn=_one_thread_worker,
-            generator=torch.Generator().manual_seed(self.run.seed),  # leave the global RNG alone
+        dataset = self.splits.one(split)
+        loader, sampler = eval_loader(
+            dataset, batch_size=self.run.batch_size_eval, num_workers=self.run.num_workers, seed=self.run.seed,
+            rank=self.rank, world_size=self.world_size, pad=self.sharded, pin_memory=self.device.type == "cuda",
         )
         # FSDP needs every rank in every forward; DDP's wrapper would only add hooks here.
         model = self.wrapped if self.sharded else self.model
@@ -297,7 +252,7 @@ class StepRunner:
         model.eval()
         results: list[dict[str, Any]] = []
         for batch in progress(loader, desc=f"eval {split}", rank=self.rank):
-            with self._autocast():
+            with self._autocast(), unsharded(self.wrapped, self.sharded):
                 results.extend(self.task.valid_step(model, move_to(self._note_skipped(batch, True), self.device)))
         model.train(was_training)
         if len(results) != len(sampler):
@@ -408,40 +363,6 @@ class StepRunner:
                 raise RuntimeError(f"every sample of a training batch was unreadable: {batch['skipped']}")
         return batch
 
-    def _wrap(self) -> nn.Module:
-        if self.world_size == 1 or self.run.wrapper == "none":
-            return self.model
-        if self.run.wrapper == "ddp":
-            return DistributedDataParallel(
-                self.model,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self.run.find_unused_parameters,
-            )
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
-        mesh = init_device_mesh(self.device.type, (self.world_size,))
-        units = getattr(self.model, "fsdp_units", None)
-        modules = units() if callable(units) else [
-            m for m in self.model.children() if any(True for _ in m.parameters())
-        ]
-        for module in modules:
-            fully_shard(module, mesh=mesh)
-        fully_shard(self.model, mesh=mesh)
-        return self.model
-
-    @contextlib.contextmanager
-    def _grad_sync(self, sync: bool):
-        """Skip the gradient all-reduce on all but the last micro-batch of a step."""
-        if isinstance(self.wrapped, DistributedDataParallel) and not sync:
-            with self.wrapped.no_sync():
-                yield
-        elif self.sharded:
-            self.wrapped.set_requires_gradient_sync(sync)
-            yield
-        else:
-            yield
-
     def _autocast(self):
         if self.run.amp and self.device.type == "cuda":
             dtype = torch.bfloat16 if self.run.amp_dtype == "bfloat16" else torch.float16
@@ -452,41 +373,6 @@ class StepRunner:
         if self.run.amp and self.device.type == "cuda" and self.run.amp_dtype == "float16":
             return torch.amp.GradScaler("cuda")
         return None
-
-    def _index_splits(self, datasets: dict[str, dict[str, Dataset]]) -> dict[str, list[Dataset]]:
-        """Split name -> the datasets (one per builder) that have it."""
-        splits: dict[str, list[Dataset]] = {}
-        for per_builder in datasets.values():
-            for split, ds in per_builder.items():
-                splits.setdefault(split, []).append(ds)
-        return splits
-
-    def _split(self, split: str) -> Dataset:
-        if split not in self.splits:
-            raise KeyError(f"no dataset has a split {split!r} (available: {', '.join(sorted(self.splits))})")
-        parts = self.splits[split]
-        if len(parts) > 1:
-            raise ValueError(
-                f"split {split!r} exists in {len(parts)} datasets; evaluate them in separate runs"
-            )
-        return parts[0]
-
-    def _train_set(self) -> Dataset:
-        parts = [ds for split in self.run.train_splits for ds in self.splits.get(split, [])]
-        if not parts:
-            raise KeyError(
-                f"no dataset has the training split(s) {self.run.train_splits} "
-                f"(available: {', '.join(sorted(self.splits))})"
-            )
-        if len(parts) == 1:
-            return parts[0]
-        concat = ConcatDataset(parts)
-        concat.collater = getattr(parts[0], "collater", None)  # type: ignore[attr-defined]
-        return concat
-
-    @staticmethod
-    def _collate_fn(dataset: Dataset):
-        return getattr(dataset, "collater", None) or default_collate
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         if self.rank == 0:

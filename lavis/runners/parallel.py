@@ -1,0 +1,66 @@
+"""Wrapping a model for data parallelism (DDP) or sharding (FSDP, torch's ``fully_shard``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+def wrap_model(
+    model: nn.Module, wrapper: str, world_size: int, device: torch.device, find_unused_parameters: bool = False
+) -> nn.Module:
+    """DDP by default; FSDP shards each submodule the model lists in ``fsdp_units()`` (default: every
+    direct child with parameters) and then the root, in place."""
+    if world_size == 1 or wrapper == "none":
+        return model
+    if wrapper == "ddp":
+        return DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters,
+        )
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (world_size,))
+    units = getattr(model, "fsdp_units", None)
+    modules = units() if callable(units) else [m for m in model.children() if any(True for _ in m.parameters())]
+    for module in modules:
+        fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+@contextlib.contextmanager
+def gradient_sync(wrapped: nn.Module, sharded: bool, sync: bool) -> Iterator[None]:
+    """Skip the gradient all-reduce on all but the last micro-batch of a step."""
+    if isinstance(wrapped, DistributedDataParallel) and not sync:
+        with wrapped.no_sync():
+            yield
+    elif sharded:
+        wrapped.set_requires_gradient_sync(sync)
+        yield
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def unsharded(wrapped: nn.Module, sharded: bool) -> Iterator[None]:
+    """Gather every sharded parameter for calls other than ``forward`` (e.g. ``generate``, which
+    runs submodules without the FSDP forward hooks that would gather them)."""
+    if not sharded:
+        yield
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in wrapped.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
