@@ -64,3 +64,15 @@ def test_scst_from_the_checkpoint_on_two_ranks(trained):
         "run.init_lr=1e-4", "run.log_freq=1"], nproc=2, data_root=root / "data")
     rewards = [r["reward"] for r in read_metrics(root / "out" / "scst") if "reward" in r]
     assert len(rewards) == 2 and all(r >= 0 for r in rewards)
+
+
+def test_fsdp_training_validates_by_generation(trained):
+    root, ckpt = trained
+    run_script("train.py", FT, [
+        *SMALL, f"run.output_dir={root / 'out'}", "run.job_id=fsdp", "run.wrapper=fsdp", f"run.checkpoint={ckpt}",
+        "run.max_steps=2", "run.val_freq=2", "run.valid_splits=[val]", "run.test_splits=[test]"], nproc=2,
+        data_root=root / "data")
+    for name in ("val_step0000002", "test_best"):
+        results = json.loads((root / "out" / "fsdp" / "result" / f"{name}.json").read_text())
+        assert len({r["video_id"] for r in results}) == len(results) == 2
+        assert all(isinstance(r["caption"], str) for r in results)

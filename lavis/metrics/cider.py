@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from lavis.metrics.ptb import PythonPTBTokenizer
+
 Ngram = tuple[str, ...]
+CACHE_LIMIT = 500_000  # sentences kept per cache before it is cleared
 
 
 def ngram_counts(sentence: str, n: int = 4) -> Counter[Ngram]:
@@ -24,12 +27,16 @@ def ngram_counts(sentence: str, n: int = 4) -> Counter[Ngram]:
     return Counter(tuple(words[i : i + k]) for k in range(1, n + 1) for i in range(len(words) - k + 1))
 
 
-def document_frequency(reference_sets: Iterable[Sequence[str]], n: int = 4) -> dict[Ngram, float]:
-    """For every n-gram, in how many reference sets (videos) it occurs."""
+def document_frequency(
+    reference_sets: Iterable[Sequence[str]], n: int = 4, counts: Callable[[str], Counter[Ngram]] | None = None
+) -> dict[Ngram, float]:
+    """For every n-gram, in how many reference sets (videos) it occurs. Identical sets (the k
+    candidates of one video share theirs) are expanded once and counted k times."""
+    counts = counts or (lambda s: ngram_counts(s, n))
     df: dict[Ngram, float] = defaultdict(float)
-    for refs in reference_sets:
-        for ngram in {g for ref in refs for g in ngram_counts(ref, n)}:
-            df[ngram] += 1.0
+    for refs, times in Counter(tuple(r) for r in reference_sets).items():
+        for ngram in {g for ref in refs for g in counts(ref)}:
+            df[ngram] += float(times)
     return df
 
 
@@ -85,6 +92,15 @@ class CiderD:
         self.df = document_frequency
         self.ref_len = None if num_documents is None else math.log(float(num_documents))
         self._fixed_cache: dict[str, _Vector] = {}  # with fixed frequencies, vectors never change
+        self._counts: dict[str, Counter[Ngram]] = {}  # n-gram counts of sentences seen before
+
+    def _ngram_counts(self, sentence: str) -> Counter[Ngram]:
+        found = self._counts.get(sentence)
+        if found is None:
+            if len(self._counts) > CACHE_LIMIT:
+                self._counts.clear()
+            found = self._counts[sentence] = ngram_counts(sentence, self.n)
+        return found
 
     @classmethod
     def from_corpus(cls, reference_sets: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0) -> CiderD:
@@ -105,14 +121,16 @@ class CiderD:
     def score_pairs(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
         """CIDEr-D of each candidate against its own references (one pycocoevalcap call)."""
         if self.df is None:
-            df, ref_len = document_frequency(references, self.n), math.log(float(len(references)))
-            cache: dict[str, _Vector] = {}
+            df = document_frequency(references, self.n, self._ngram_counts)
+            ref_len, cache = math.log(float(len(references))), {}
         else:
             df, ref_len, cache = self.df, self.ref_len, self._fixed_cache
+            if len(cache) > CACHE_LIMIT:
+                cache.clear()
 
         def vector(sentence: str) -> _Vector:
             if sentence not in cache:
-                cache[sentence] = _Vector(ngram_counts(sentence, self.n), df, ref_len, self.n)
+                cache[sentence] = _Vector(self._ngram_counts(sentence), df, ref_len, self.n)
             return cache[sentence]
 
         out = np.empty(len(candidates))
@@ -131,11 +149,17 @@ class CiderDReward:
     """
 
     def __init__(self, corpus: Sequence[Sequence[str]] | None = None, n: int = 4, sigma: float = 6.0) -> None:
-        from lavis.metrics.ptb import PythonPTBTokenizer
-
-        self.tokenize = PythonPTBTokenizer.tokenize_caption
+        self._tokens: dict[str, str] = {}  # references recur every epoch: tokenize each once
         tokenized = None if corpus is None else [[self.tokenize(r) for r in refs] for refs in corpus]
         self.cider = CiderD(n, sigma) if tokenized is None else CiderD.from_corpus(tokenized, n, sigma)
+
+    def tokenize(self, caption: str) -> str:
+        found = self._tokens.get(caption)
+        if found is None:
+            if len(self._tokens) > CACHE_LIMIT:
+                self._tokens.clear()
+            found = self._tokens[caption] = PythonPTBTokenizer.tokenize_caption(caption)
+        return found
 
     def __call__(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
         return self.cider.score_pairs(
