@@ -35,6 +35,20 @@ def build(head, tokenizers, fusion="concat", seed=0, **language):
     )
 
 
+def train_steps(model, batch, steps, lr=3e-3) -> list[float]:
+    """AdamW steps on one fixed batch; the losses, each checked finite."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = model(batch)["loss"]
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
 def video(batch=2, frames=3, seed=1):
     return torch.randn(batch, frames, 3, 28, 28, generator=torch.Generator().manual_seed(seed))
 
@@ -43,18 +57,8 @@ def video(batch=2, frames=3, seed=1):
 @pytest.mark.parametrize("head", list(HEADS))
 def test_loss_is_finite_and_decreases(tokenizers, head, fusion):
     model = build(head, tokenizers, fusion, freeze=False)
-    batch = {"video": video(), "text_input": CAPTIONS}
-    trainable = [p for p in model.parameters() if p.requires_grad]
     assert not any(p.requires_grad for p in model.vision.parameters())  # ViT frozen by default
-    optimizer = torch.optim.AdamW(trainable, lr=3e-3)
-    losses = []
-    for _ in range(8):
-        loss = model(batch)["loss"]
-        assert torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+    losses = train_steps(model, {"video": video(), "text_input": CAPTIONS}, 8)
     assert losses[-1] < losses[0] * 0.8
 
 
@@ -300,15 +304,7 @@ def test_timesformer_variant_loads_k400_and_blip2_weights(tokenizers, tmp_path, 
     assert (model.qformer.encoder_proj is not None) == project_encoder
     tokens = model.vision(video(2, 2))
     assert tokens.shape == (2, 1, 1 + 2 * 4, 24)  # CLS + frames x patches, one space-time sequence
-    batch = {"video": video(2, 2), "text_input": CAPTIONS}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(6):
-        loss = model(batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+    losses = train_steps(model, {"video": video(2, 2), "text_input": CAPTIONS}, 6)
     assert losses[-1] < losses[0]
 
 
@@ -319,12 +315,7 @@ def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("lora_A" in n for n in trainable)
     assert not any(n.startswith("language.") and "lora_" not in n for n in trainable)
-    batch = {"video": video(), "text_input": CAPTIONS}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(batch)["loss"].backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    train_steps(model, {"video": video(), "text_input": CAPTIONS}, 3, lr=1e-2)
     model.eval()
     model.save_pretrained(tmp_path / "lora")
     again = registry.get("model", "blip2_video_t5").from_pretrained(str(tmp_path / "lora")).eval()

@@ -25,7 +25,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lavis.common.registry import closest, registry
+from lavis.common.registry import did_you_mean, registry
 from lavis.common.schema import ConfigError, Field, ProcessorSpec, check_section, convert, fields_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -258,10 +258,8 @@ def _default_path(cls: type, type_name: str | None, what: str, key: str) -> Path
     if not table:
         return None
     if type_name not in table:
-        suggestions = closest(str(type_name), tuple(table))
-        hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
         raise ConfigError(
-            f"{what} has no type {type_name!r} (set by '{key}'){hint}; "
+            f"{what} has no type {type_name!r} (set by '{key}'){did_you_mean(type_name, table)}; "
             f"available: {', '.join(sorted(table))}"
         )
     path = Path(table[type_name])

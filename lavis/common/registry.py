@@ -39,6 +39,12 @@ def closest(name: str, candidates: list[str] | tuple[str, ...], n: int = 3) -> l
     return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
 
 
+def did_you_mean(name: object, candidates, prefix: str = "") -> str:
+    """``"; did you mean 'x'?"`` for the closest candidate, or ``""`` (every lookup error uses it)."""
+    found = closest(str(name), [str(c) for c in candidates], n=1)
+    return f"; did you mean '{prefix}{found[0]}'?" if found else ""
+
+
 def _same_object(a: Any, b: Any) -> bool:
     """True when ``a`` and ``b`` are one definition, even if their module ran twice.
 
@@ -91,8 +97,7 @@ class Registry:
         table = self._table(kind)
         if name in table:
             return table[name]
-        suggestions = closest(str(name), tuple(table))
-        hint = f"; did you mean {', '.join(map(repr, suggestions))}?" if suggestions else ""
+        hint = did_you_mean(name, table)
         known = ", ".join(sorted(table)) or "none"
         raise RegistryError(f"unknown {kind} {name!r}{hint} (registered {kind}s: {known})")
 
@@ -104,8 +109,7 @@ class Registry:
 
     def _table(self, kind: str) -> dict[str, Any]:
         if kind not in self._tables:
-            suggestions = closest(kind, tuple(self._tables))
-            hint = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
+            hint = did_you_mean(kind, self._tables)
             raise RegistryError(f"unknown registry kind {kind!r}{hint}")
         return self._tables[kind]
 

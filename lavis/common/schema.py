@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Union
 
-from lavis.common.registry import closest, registry
+from lavis.common.registry import did_you_mean, registry
 
 REQUIRED = inspect.Parameter.empty
 
@@ -99,10 +99,8 @@ def check_section(
     for key, value in values.items():
         dotted = f"{path}.{key}" if path else str(key)
         if key not in fields:
-            suggestions = closest(str(key), tuple(fields))
-            hint = f"; did you mean '{path}.{suggestions[0]}'?" if suggestions else ""
             raise ConfigError(
-                f"{where(dotted)}unknown key '{dotted}'{hint} "
+                f"{where(dotted)}unknown key '{dotted}'{did_you_mean(key, fields, f'{path}.')} "
                 f"(valid keys under '{path}': {', '.join(sorted(fields))})"
             )
         out[key] = convert(value, fields[key].type, dotted, where)
@@ -140,11 +138,9 @@ def convert(value: Any, hint: Any, dotted: str, where: Callable[[str], str]) -> 
     if origin is Literal:
         if value in args:
             return value
-        suggestions = closest(str(value), [str(a) for a in args])
-        hint_text = f"; did you mean {suggestions[0]!r}?" if suggestions else ""
         raise ConfigError(
             f"{where(dotted)}'{dotted}' = {value!r} is not one of "
-            f"{', '.join(map(repr, args))}{hint_text}"
+            f"{', '.join(map(repr, args))}{did_you_mean(value, args)}"
         )
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, (list, tuple)):
