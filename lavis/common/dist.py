@@ -7,11 +7,13 @@ group exists and every collective degrades to the local value (no barrier outsid
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +144,22 @@ def all_reduce_mean(value: float) -> float:
     t = torch.tensor([float(value)], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.item() / get_world_size()
+
+
+@contextlib.contextmanager
+def gathered_parameters(module: torch.nn.Module) -> Iterator[None]:
+    """Unshard every FSDP-sharded part of ``module`` for calls that bypass ``forward`` (such as
+    ``generate``, which runs submodules without the hooks that would gather their weights)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in module.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.unshard()
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
 
 
 def cleanup() -> None:

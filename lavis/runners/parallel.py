@@ -45,22 +45,3 @@ def gradient_sync(wrapped: nn.Module, sharded: bool, sync: bool) -> Iterator[Non
         yield
     else:
         yield
-
-
-@contextlib.contextmanager
-def unsharded(wrapped: nn.Module, sharded: bool) -> Iterator[None]:
-    """Gather every sharded parameter for calls other than ``forward`` (e.g. ``generate``, which
-    runs submodules without the FSDP forward hooks that would gather them)."""
-    if not sharded:
-        yield
-        return
-    from torch.distributed.fsdp import FSDPModule
-
-    units = [m for m in wrapped.modules() if isinstance(m, FSDPModule)]
-    for unit in units:
-        unit.unshard()
-    try:
-        yield
-    finally:
-        for unit in units:
-            unit.reshard()

@@ -39,7 +39,7 @@ from lavis.common.optim import build_optimizer
 from lavis.common.registry import registry
 from lavis.datasets.samplers import TrainSampler
 from lavis.runners.loaders import Splits, eval_loader, move_to, train_batches
-from lavis.runners.parallel import gradient_sync, unsharded, wrap_model
+from lavis.runners.parallel import gradient_sync, wrap_model
 from lavis.tasks.base_task import BaseTask
 
 logger = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class StepRunner:
         model.eval()
         results: list[dict[str, Any]] = []
         for batch in progress(loader, desc=f"eval {split}", rank=self.rank):
-            with self._autocast(), unsharded(self.wrapped, self.sharded):
+            with self._autocast():
                 results.extend(self.task.valid_step(model, move_to(self._note_skipped(batch, True), self.device)))
         model.train(was_training)
         if len(results) != len(sampler):

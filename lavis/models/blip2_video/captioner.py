@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
 
+from lavis.common import dist
 from lavis.common.registry import registry
 from lavis.models.base_model import BaseModel
 from lavis.models.blip2_video import checkpoints
@@ -150,6 +151,12 @@ class Blip2VideoCaptioner(BaseModel):
 
         ``max_length`` / ``min_length`` count generated tokens, never prompt tokens.
         """
+        with dist.gathered_parameters(self):
+            return self._generate(samples, use_nucleus_sampling, num_beams, max_length, min_length, top_p,
+                                  temperature, repetition_penalty, length_penalty, num_captions)
+
+    def _generate(self, samples, use_nucleus_sampling, num_beams, max_length, min_length, top_p, temperature,
+                  repetition_penalty, length_penalty, num_captions) -> list[str]:
         prompts = samples.get("prompt")
         prefix = self.encode(samples["video"], prompts)
         sampling = {"do_sample": True, "top_p": top_p, "temperature": temperature} if use_nucleus_sampling else {
@@ -160,6 +167,14 @@ class Blip2VideoCaptioner(BaseModel):
             repetition_penalty=repetition_penalty, length_penalty=length_penalty,
             num_return_sequences=num_captions, **sampling,
         )
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """What FSDP shards separately: the encoders (always called through ``forward``) and each
+        block of the LLM; the LLM's embeddings and head stay with the root's group."""
+        lm = self.language.model
+        base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+        blocks = set(getattr(base, "_no_split_modules", None) or ())
+        return [self.vision, self.qformer, *(m for m in base.modules() if type(m).__name__ in blocks)]
 
     def train(self, mode: bool = True) -> Blip2VideoCaptioner:
         super().train(mode)
