@@ -76,26 +76,34 @@ def test_prompt_tokens_are_masked_from_the_loss(tokenizers):
     assert model(batch)["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def hf_twin(model, head, tmp_path):
-    """A transformers Blip2ForConditionalGeneration with the same tiny weights, saved to a folder."""
-    name, kind, lm = HEADS[head]
-    config = Blip2Config(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=28, patch_size=14, layer_norm_eps=1e-6),
-        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                            vocab_size=64, max_position_embeddings=64, encoder_hidden_size=32),
-        text_config=lm, num_query_tokens=4, image_token_index=VOCAB - 1,
-    )
-    torch.manual_seed(5)
-    hf = Blip2ForConditionalGeneration(config).eval()
+# The tiny sizes above (TINY_VISION, TINY_QFORMER) in transformers' config names.
+HF_TINY = dict(
+    vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       image_size=28, patch_size=14, layer_norm_eps=1e-6),
+    qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        vocab_size=64, max_position_embeddings=64, encoder_hidden_size=32),
+    num_query_tokens=4, image_token_index=VOCAB - 1,
+)
+
+
+def save_hf_twin(model_cls, config, seed, tmp_path):
+    """A transformers BLIP-2-family model with tiny random weights, saved to ``tmp_path / "hf"``."""
+    torch.manual_seed(seed)
+    hf = model_cls(config).eval()
     hf.save_pretrained(tmp_path / "hf")
     return hf
+
+
+def hf_twin(head, tmp_path):
+    """A transformers Blip2ForConditionalGeneration with the tiny sizes, saved to a folder."""
+    config = Blip2Config(**HF_TINY, text_config=HEADS[head][2])
+    return save_hf_twin(Blip2ForConditionalGeneration, config, 5, tmp_path)
 
 
 @pytest.mark.parametrize("head", ["opt", "t5"])
 def test_same_logits_and_greedy_captions_as_transformers_blip2(tokenizers, head, tmp_path):
     name, kind, lm = HEADS[head]
-    hf = hf_twin(None, head, tmp_path)
+    hf = hf_twin(head, tmp_path)
     model = registry.get("model", name)(
         vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER),
         language=LanguageConfig(kind=kind, tokenizer=str(tokenizers[head]), prompt="a video of"),
@@ -187,16 +195,8 @@ def test_absent_weights_are_an_error_not_random(tokenizers, tmp_path):
 def test_instruction_aware_qformer_matches_transformers_instructblip(tokenizers, tmp_path):
     from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration
 
-    config = InstructBlipConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=28, patch_size=14, layer_norm_eps=1e-6),
-        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                            vocab_size=64, max_position_embeddings=64, encoder_hidden_size=32),
-        text_config=TINY_LLAMA, num_query_tokens=4, image_token_index=VOCAB - 1,
-    )
-    torch.manual_seed(3)
-    hf = InstructBlipForConditionalGeneration(config).eval()
-    hf.save_pretrained(tmp_path / "hf")
+    hf = save_hf_twin(InstructBlipForConditionalGeneration, InstructBlipConfig(**HF_TINY, text_config=TINY_LLAMA),
+                      3, tmp_path)
     model = registry.get("model", "blip2_video_vicuna_instruct")(
         vision=VisionConfig(**TINY_VISION),
         qformer=QFormerConfig(**TINY_QFORMER, instruction_aware=True, tokenizer=str(tokenizers["bert"])),
@@ -261,7 +261,7 @@ def lavis_layout(hf_state: dict) -> tuple[dict, dict, dict]:
 def test_lavis_pth_and_transformers_folder_load_into_identical_models(tokenizers, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    hf = hf_twin(None, "opt", tmp_path)
+    hf = hf_twin("opt", tmp_path)
     blip2, vit, llm = lavis_layout(hf.state_dict())
     torch.save(blip2, tmp_path / "blip2_pretrained_opt.pth")
     torch.save(vit, tmp_path / "eva_vit_g.pth")
@@ -289,7 +289,7 @@ def test_timesformer_variant_loads_k400_and_blip2_weights(tokenizers, tmp_path, 
         image_size=28, patch_size=14, num_frames=2, hidden_size=24, intermediate_size=48, num_hidden_layers=2,
         num_attention_heads=4, num_labels=5))
     k400.save_pretrained(tmp_path / "timesformer")
-    hf_twin(None, "opt", tmp_path)
+    hf_twin("opt", tmp_path)
     vision = VisionConfig(arch="timesformer", image_size=28, patch_size=14, num_frames=2, hidden_size=24,
                           intermediate_size=48, num_layers=2, num_heads=4)
     qformer = QFormerConfig(**TINY_QFORMER, encoder_hidden_size=32 if project_encoder else None,
