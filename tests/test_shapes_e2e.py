@@ -1,7 +1,6 @@
 """Captioning end to end on a small generated shapes set: train, evaluate, SCST, 1 vs 2 ranks."""
 
 import json
-import os
 import subprocess
 import sys
 
