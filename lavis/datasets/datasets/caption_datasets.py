@@ -23,6 +23,14 @@ from lavis.processors.video_processors import VideoProcessor
 logger = logging.getLogger(__name__)
 
 
+def group_references(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Video id -> all its captions, in file order."""
+    references: dict[str, list[str]] = {}
+    for row in rows:
+        references.setdefault(row["image_id"], []).append(row["caption"])
+    return references
+
+
 class VideoCaptionDataset(Dataset):
     """Training: sample ``i`` is caption row ``i`` with its video."""
 
@@ -32,11 +40,11 @@ class VideoCaptionDataset(Dataset):
         video_root: str | Path,
         vis_processor: VideoProcessor,
         text_processor: Callable[[str], str],
+        references: dict[str, list[str]] | None = None,
     ) -> None:
         self.rows = rows
-        self.references: dict[str, list[str]] = {}  # every caption of each video (SCST rewards)
-        for row in rows:
-            self.references.setdefault(row["image_id"], []).append(row["caption"])
+        # every caption of each video (SCST rewards, evaluation); by default from ``rows``
+        self.references = references if references is not None else group_references(rows)
         self.video_root = Path(video_root)
         self.vis_processor = vis_processor
         self.text_processor = text_processor
@@ -84,7 +92,7 @@ class VideoCaptionEvalDataset(VideoCaptionDataset):
         for row in rows:
             first_rows.setdefault(row["image_id"], row)
         self.caption_rows = rows
-        super().__init__(list(first_rows.values()), *args, **kwargs)
+        super().__init__(list(first_rows.values()), *args, references=group_references(rows), **kwargs)
         # Control experiment: sample i shows the frames of video frames_of[i] (a derangement).
         self.frames_of = list(range(len(self.rows)))
         if shuffle_seed is not None and len(self.rows) > 1:
@@ -93,9 +101,6 @@ class VideoCaptionEvalDataset(VideoCaptionDataset):
             self.frames_of = [0] * len(self.rows)
             for k, i in enumerate(order):
                 self.frames_of[int(i)] = int(order[(k + shift) % len(order)])
-        self.references = {}
-        for row in rows:
-            self.references.setdefault(row["image_id"], []).append(row["caption"])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.load_video(self.rows[self.frames_of[index]])

@@ -151,22 +151,17 @@ class Blip2VideoCaptioner(BaseModel):
 
         ``max_length`` / ``min_length`` count generated tokens, never prompt tokens.
         """
-        with dist.gathered_parameters(self):
-            return self._generate(samples, use_nucleus_sampling, num_beams, max_length, min_length, top_p,
-                                  temperature, repetition_penalty, length_penalty, num_captions)
-
-    def _generate(self, samples, use_nucleus_sampling, num_beams, max_length, min_length, top_p, temperature,
-                  repetition_penalty, length_penalty, num_captions) -> list[str]:
-        prompts = samples.get("prompt")
-        prefix = self.encode(samples["video"], prompts)
         sampling = {"do_sample": True, "top_p": top_p, "temperature": temperature} if use_nucleus_sampling else {
             "do_sample": False}
-        return self.language.generate(
-            prefix, prompts, num_beams=num_beams, max_new_tokens=max_length,
-            min_new_tokens=min(min_length, max_length),
-            repetition_penalty=repetition_penalty, length_penalty=length_penalty,
-            num_return_sequences=num_captions, **sampling,
-        )
+        prompts = samples.get("prompt")
+        with dist.gathered_parameters(self):
+            prefix = self.encode(samples["video"], prompts)
+            return self.language.generate(
+                prefix, prompts, num_beams=num_beams, max_new_tokens=max_length,
+                min_new_tokens=min(min_length, max_length),
+                repetition_penalty=repetition_penalty, length_penalty=length_penalty,
+                num_return_sequences=num_captions, **sampling,
+            )
 
     def fsdp_units(self) -> list[nn.Module]:
         """What FSDP shards separately: the encoders (always called through ``forward``) and each
@@ -206,8 +201,8 @@ def _language_config_and_tokenizer(cfg: LanguageConfig, pretrained: str | None):
             checkpoints.require_dir(cfg.path, "model.language.path"), local_files_only=True,
             trust_remote_code=cfg.trust_remote_code,
         )
-    elif pretrained is not None and checkpoints.blip2_folder_config(pretrained) is not None:
-        config = checkpoints.blip2_folder_config(pretrained).text_config
+    elif pretrained is not None and (blip2 := checkpoints.blip2_folder_config(pretrained)) is not None:
+        config = blip2.text_config
     else:
         raise ValueError(
             "no language model configured: set model.language.path to a local transformers folder "
