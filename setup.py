@@ -21,7 +21,8 @@ setup(
     python_requires=">=3.10",
     install_requires=requirements,
     extras_require={
-        "test": ["pytest>=8"],
+        # selenium drives headless Chromium in the gallery test (Debian: chromium, chromium-driver).
+        "test": ["pytest>=8", "selenium>=4.20"],
         # A third video backend; 0.13 is the CPU build matching torch 2.13 and needs the system's
         # FFmpeg libraries (Debian: apt-get install ffmpeg). Without them it is simply not used.
         "torchcodec": ["torchcodec==0.13.*"],

@@ -53,7 +53,8 @@ class Blip2VideoCaptioner(BaseModel):
         """``pretrained``: a transformers BLIP-2 / InstructBLIP folder or a LAVIS ``.pth``;
         ``vision_weights``: ``eva_vit_g.pth`` or a TimeSformer folder, when ``pretrained`` lacks
         the encoder; ``finetuned``: a folder saved by ``save_pretrained`` (loaded last, strictly);
-        ``random_init``: allow parts without weights to stay random (smoke tests only)."""
+        ``random_init``: allow parts without weights to stay random (tests, and models trained
+        from scratch such as the tiny ``shapes`` captioner)."""
         super().__init__()
         for path, key in ((pretrained, "model.pretrained"), (vision_weights, "model.vision_weights"),
                           (finetuned, "model.finetuned"), (language.path, "model.language.path")):
@@ -67,7 +68,8 @@ class Blip2VideoCaptioner(BaseModel):
         self.projection = nn.Linear(qformer.hidden_size, self.language.width)
         self.qformer_tokenizer = _qformer_tokenizer(qformer, pretrained)
 
-        checkpoints.load_initial_weights(self, pretrained, vision_weights, random_init)
+        if finetuned is None:  # a fine-tuned folder holds every weight; loading others first is waste
+            checkpoints.load_initial_weights(self, pretrained, vision_weights, random_init)
         if language.lora is not None:
             self.language.add_lora()
         if finetuned is not None:
@@ -176,9 +178,10 @@ class Blip2VideoCaptioner(BaseModel):
         keep_frozen_in_eval(self)
         return self
 
-    def save_pretrained(self, directory: str) -> None:
-        """Write a self-contained folder that ``from_pretrained`` (or ``model.finetuned``) loads."""
-        checkpoints.save_captioner(self, directory)
+    def save_pretrained(self, directory: str, preprocess: dict[str, Any] | None = None) -> None:
+        """Write a self-contained folder that ``from_pretrained`` (or ``model.finetuned``) loads;
+        ``preprocess`` (the processors section) lets inference decode videos as training did."""
+        checkpoints.save_captioner(self, directory, preprocess)
 
     @classmethod
     def from_pretrained(cls, directory: str, **overrides: Any) -> Blip2VideoCaptioner:

@@ -35,6 +35,7 @@ HF_PREFIXES = (  # transformers BLIP-2 / InstructBLIP -> this project
 )
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
+PREPROCESS_FILE = "preprocess.yaml"  # the video processors the weights were trained with
 HOW_TO_GET = (
     "download it on a machine with internet access (e.g. `huggingface-cli download "
     "Salesforce/blip2-opt-2.7b --local-dir <path>`) and copy it here"
@@ -171,8 +172,9 @@ def read_vision_weights(path: str, cfg: Any) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------- the project's own format
-def save_captioner(model: nn.Module, directory: str) -> None:
-    """One folder: ``model.safetensors``, ``config.yaml`` (the model section), tokenizers."""
+def save_captioner(model: nn.Module, directory: str, preprocess: dict[str, Any] | None = None) -> None:
+    """One folder: ``model.safetensors``, ``config.yaml`` (the model section), tokenizers, and
+    ``preprocess.yaml`` (``{"vis_processor": {"eval": {...}}, ...}``) when given."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / WEIGHTS_FILE))
@@ -189,6 +191,8 @@ def save_captioner(model: nn.Module, directory: str) -> None:
         "language": language, "fusion": model.fusion,
     }
     (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    if preprocess is not None:
+        (out / PREPROCESS_FILE).write_text(yaml.safe_dump(preprocess, sort_keys=False))
 
 
 def _lm_config_dict(model: nn.Module) -> dict[str, Any]:
@@ -206,6 +210,12 @@ def read_captioner_config(directory: str) -> dict[str, Any]:
         if tokenizer is not None and not Path(tokenizer).is_absolute():
             config[section]["tokenizer"] = str(folder / tokenizer)
     return config
+
+
+def read_preprocess(directory: str) -> dict[str, Any] | None:
+    """The processors saved beside the weights, or None for a folder saved without them."""
+    path = Path(directory) / PREPROCESS_FILE
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
 def load_finetuned(model: nn.Module, directory: str) -> None:

@@ -9,6 +9,7 @@ both heads the same arguments with the same meaning; lengths count generated tok
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -124,10 +125,13 @@ class LanguageHead(nn.Module):
         eos = [self.tokenizer.eos_token_id]
         if self.cfg.end_of_text:
             eos += self.tokenizer(self.cfg.end_of_text, add_special_tokens=False).input_ids[-1:]
-        out = self.model.generate(
-            inputs_embeds=embeds, attention_mask=mask, eos_token_id=eos,
-            pad_token_id=self.tokenizer.pad_token_id, **kwargs,
-        )
+        with warnings.catch_warnings():
+            # The penalty skipping the visual prefix and prompt is what a captioner wants.
+            warnings.filterwarnings("ignore", "Passing `repetition_penalty` with `inputs_embeds`")
+            out = self.model.generate(
+                inputs_embeds=embeds, attention_mask=mask, eos_token_id=eos,
+                pad_token_id=self.tokenizer.pad_token_id, **kwargs,
+            )
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 

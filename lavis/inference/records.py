@@ -1,0 +1,97 @@
+"""Append-only JSON-lines result files that survive ``kill -9`` and make reruns resume.
+
+Each rank appends to its own part file and flushes (and fsyncs) after every batch, so a killed
+job loses at most the batch in flight. A kill in the middle of a write leaves a partial last
+line; it is ignored when reading and cut off before the next append. Records are keyed by the
+video's relative path: a caption beats an earlier error for the same video (``--retry_failed``),
+so merging never duplicates a video, whichever parts it appears in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from lavis.common.io import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]  # {"video": ..., "caption"/"captions": ...} or {"video": ..., "error": ...}
+
+
+def is_failure(record: Record) -> bool:
+    return "error" in record
+
+
+class PartFile:
+    """One rank's JSON-lines file, opened for appending after repairing a torn last line."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _cut_partial_line(self.path)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def append(self, records: Iterable[Record]) -> None:
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if lines:
+            self._file.write(lines)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> PartFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cut_partial_line(path: Path) -> None:
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    logger.warning("%s: dropping a partial last record (%d bytes) left by an interrupted run", path, len(data) - keep)
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+
+
+def read_records(paths: Iterable[Path]) -> dict[str, Record]:
+    """The latest word on each video over all part files: a caption wins over an error."""
+    best: dict[str, Record] = {}
+    for path in sorted(paths):
+        for record in _read_lines(path):
+            old = best.get(record["video"])
+            if old is None or is_failure(old):  # a caption, once written, stays
+                best[record["video"]] = record
+    return best
+
+
+def _read_lines(path: Path) -> Iterable[Record]:
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines[:-1], 1):  # the text after the last newline is torn
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not a JSON record ({err}); the file was edited or damaged") from err
+        if not isinstance(record, dict) or "video" not in record:
+            raise ValueError(f"{path}:{number}: a record needs a 'video' key")
+        yield record
+
+
+def merge(parts: Iterable[Path], output_file: str | os.PathLike[str]) -> list[Record]:
+    """Write every video's record once, sorted by path, as one JSON list (atomically)."""
+    records = [record for _, record in sorted(read_records(parts).items())]
+    atomic_write_json(records, output_file)
+    return records

@@ -1,0 +1,65 @@
+"""A folder of videos as a Dataset whose items never raise: a bad file becomes an error item.
+
+Decoding runs in DataLoader workers, ahead of the model. Every video is decoded to the same
+number of frames at the same size, so a batch is a plain stack and a video's caption does not
+depend on which videos share its batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from lavis.datasets.video import VideoDecodeError
+from lavis.processors.video_processors import VideoProcessor
+
+
+def list_videos(root: str | Path, extensions: str) -> list[str]:
+    """Relative POSIX paths of the files under ``root`` whose extension is in the comma list
+    ``extensions`` (case-insensitive), sorted; hidden files and folders are left out."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--video_dir {root} is not a folder")
+    wanted = {"." + ext.strip().lstrip(".").lower() for ext in extensions.split(",") if ext.strip()}
+    if not wanted:
+        raise ValueError(f"--video_ext {extensions!r} names no extension")
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if path.suffix.lower() in wanted and path.is_file() and not any(p.startswith(".") for p in relative.parts):
+            found.append(relative.as_posix())
+    return sorted(found)
+
+
+class VideoFolder(Dataset):
+    """Items: ``{"video", "pixels", "frame_indices", "frame_timestamps"}`` or ``{"video", "error"}``."""
+
+    def __init__(self, root: str | Path, names: list[str], processor: VideoProcessor) -> None:
+        self.root, self.names, self.processor = Path(root), names, processor
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        name = self.names[index]
+        try:
+            pixels, clip = self.processor(str(self.root / name))
+        except (VideoDecodeError, OSError, ValueError) as err:  # one bad file never stops the job
+            return {"video": name, "error": f"{type(err).__name__}: {err}"}
+        return {
+            "video": name, "pixels": pixels, "frame_indices": list(clip.indices),
+            "frame_timestamps": [round(t, 4) for t in clip.timestamps],
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Split decoded videos (stacked into ``pixels``) from failed ones."""
+    decoded = [item for item in items if "error" not in item]
+    return {
+        "pixels": torch.stack([item.pop("pixels") for item in decoded]) if decoded else None,
+        "decoded": decoded,
+        "failed": [item for item in items if "error" in item],
+    }

@@ -1,0 +1,155 @@
+"""Caption every video in a folder: resumable, sharded over ranks, bad files recorded.
+
+    python lavis/projects/blip2_timesformer/batch_inference.py --video_dir videos/ \\
+        --output_file captions.json --html gallery/
+    python -m torch.distributed.run --nproc_per_node=8 lavis/projects/blip2_timesformer/batch_inference.py ...
+
+Each rank appends its results to ``<output_file>.parts/rank*.jsonl`` after every batch; rank 0
+merges the parts into ``--output_file`` (a JSON list sorted by video) at the end. A rerun skips
+videos already in the parts (failed ones too, unless ``--retry_failed``). Exit status: 0 when
+every video has a caption, 1 when some failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from lavis.common import dist
+from lavis.common.log import progress, setup_logging
+from lavis.inference.cli_args import add_generation_args, add_model_args, generation_kwargs, processor_overrides
+from lavis.inference.gallery import write_gallery
+from lavis.inference.loading import LoadedCaptioner, LoadError, load_captioner, pick_device
+from lavis.inference.records import PartFile, Record, is_failure, merge, read_records
+from lavis.inference.video_folder import VideoFolder, collate, list_videos
+
+logger = logging.getLogger("batch_inference")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video_dir", required=True)
+    parser.add_argument("--output_file", required=True, help="JSON list of {video, caption} / {video, error}")
+    parser.add_argument("--video_ext", default="mp4", help="extension(s), comma-separated: mp4,webm,mkv")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_workers", type=int, default=2, help="decoding processes per rank")
+    parser.add_argument("--retry_failed", action="store_true", help="caption again the videos that failed before")
+    parser.add_argument("--html", metavar="DIR", help="also write a browsable gallery to DIR/index.html")
+    parser.add_argument("--dist_timeout_minutes", type=float, default=24 * 60,
+                        help="how long ranks wait for each other (the fastest waits for the slowest at the end)")
+    add_model_args(parser)
+    add_generation_args(parser)
+    return parser.parse_args(argv)
+
+
+def parts_dir(output_file: str) -> Path:
+    return Path(output_file + ".parts")
+
+
+def videos_to_do(args: argparse.Namespace) -> tuple[list[str], int] | str:
+    """Videos without a record yet (or with a failure, under ``--retry_failed``) and the total;
+    or the reason there is no plan (so rank 0 can tell the other ranks instead of leaving them waiting)."""
+    try:
+        names = list_videos(args.video_dir, args.video_ext)
+        done = read_records(parts_dir(args.output_file).glob("rank*.jsonl"))
+    except (OSError, ValueError) as err:
+        return str(err)
+    todo = [n for n in names if n not in done or (args.retry_failed and is_failure(done[n]))]
+    return todo, len(names)
+
+
+def caption_batch(captioner: LoadedCaptioner, batch: dict[str, Any], generation: dict[str, Any]) -> list[Record]:
+    """Records for one batch; a batch the model cannot take (e.g. out of memory) is retried one
+    video at a time so only the videos that fail by themselves get error records."""
+    records: list[Record] = [{"video": item["video"], "error": item["error"]} for item in batch["failed"]]
+    if batch["pixels"] is None:
+        return records
+    try:
+        captions = _generate(captioner, batch["pixels"], generation)
+    except (RuntimeError, ValueError) as err:
+        if len(batch["decoded"]) == 1:
+            return records + [{"video": batch["decoded"][0]["video"], "error": f"generation failed: {err}"}]
+        logger.warning("generation failed for a batch of %d (%s); retrying one by one", len(batch["decoded"]), err)
+        for k, item in enumerate(batch["decoded"]):
+            single = {"pixels": batch["pixels"][k : k + 1], "decoded": [item], "failed": []}
+            records += caption_batch(captioner, single, generation)
+        return records
+    per_video = generation["num_captions"]
+    for k, item in enumerate(batch["decoded"]):
+        mine = captions[k * per_video : (k + 1) * per_video]
+        text = {"caption": mine[0]} if per_video == 1 else {"captions": mine}
+        records.append({"video": item["video"], **text, "frame_indices": item["frame_indices"],
+                        "frame_timestamps": item["frame_timestamps"]})
+    return records
+
+
+def _generate(captioner: LoadedCaptioner, pixels: torch.Tensor, generation: dict[str, Any]) -> list[str]:
+    with torch.inference_mode():
+        return captioner.model.generate({"video": pixels.to(captioner.model.device)}, **generation)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = dist.detect_env()
+    setup_logging(env.rank)
+    generation = generation_kwargs(args)
+    started = time.perf_counter()
+    dist.init_distributed(timeout_minutes=args.dist_timeout_minutes)
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        plan = dist.broadcast_object(videos_to_do(args) if rank == 0 else None)
+        if isinstance(plan, str):
+            logger.error("%s", plan)
+            return 2
+        todo, total = plan
+        logger.info("%d videos in %s, %d to caption on %d rank(s)", total, args.video_dir, len(todo), world)
+        try:
+            captioner = load_captioner(args.checkpoint, args.model, args.model_type, pick_device(args.device),
+                                       processor_overrides(args))
+        except LoadError as err:  # every rank fails alike: same arguments, same files
+            logger.error("%s", err)
+            return 2
+        torch.manual_seed(args.seed + rank)
+        mine = todo[rank::world]
+        loader = DataLoader(
+            VideoFolder(args.video_dir, mine, captioner.processor), batch_size=args.batch_size,
+            num_workers=args.num_workers, collate_fn=collate, prefetch_factor=4 if args.num_workers else None,
+        )
+        with PartFile(parts_dir(args.output_file) / f"rank{rank:05d}.jsonl") as part, \
+                progress(total=len(mine), desc=f"captioning (rank 0 of {world})", unit="video", rank=rank) as bar:
+            for batch in loader:
+                records = caption_batch(captioner, batch, generation)
+                part.append(records)
+                for record in records:
+                    if is_failure(record):
+                        logger.warning("failed: %s: %s", record["video"], record["error"])
+                bar.update(len(records))
+        dist.barrier()
+        failed = 0
+        if rank == 0:
+            records = merge(parts_dir(args.output_file).glob("rank*.jsonl"), args.output_file)
+            failed = sum(map(is_failure, records))
+            if args.html:
+                write_gallery(records, args.video_dir, args.html)
+            wall = time.perf_counter() - started
+            logger.info(
+                "done: %d videos (%d captioned this run), %d failed, %.1f s, %.2f videos/s -> %s",
+                len(records), len(todo), failed, wall, len(todo) / wall if wall else 0.0, args.output_file,
+            )
+            if failed:
+                logger.info("%d videos failed; their errors are in %s (rerun with --retry_failed)", failed,
+                            args.output_file)
+        failed = dist.broadcast_object(failed)
+        return 1 if failed else 0
+    finally:
+        dist.cleanup()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""The resumable result files and the video-folder listing behind batch inference."""
+
+import json
+
+import pytest
+
+from lavis.inference.records import PartFile, merge, read_records
+from lavis.inference.video_folder import list_videos
+
+
+def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path):
+    part = tmp_path / "rank00000.jsonl"
+    with PartFile(part) as f:
+        f.append([{"video": "a.mp4", "caption": "one"}, {"video": "b.mp4", "caption": "two"}])
+    with open(part, "a", encoding="utf-8") as f:
+        f.write('{"video": "c.mp4", "capt')  # what kill -9 in the middle of a write leaves
+    assert sorted(read_records([part])) == ["a.mp4", "b.mp4"]
+    with PartFile(part) as f:
+        f.append([{"video": "c.mp4", "caption": "three"}])
+    lines = part.read_text().splitlines()
+    assert [json.loads(line)["video"] for line in lines] == ["a.mp4", "b.mp4", "c.mp4"]
+
+
+def test_a_caption_beats_an_error_and_every_video_is_merged_once(tmp_path):
+    first, second = tmp_path / "rank00000.jsonl", tmp_path / "rank00001.jsonl"
+    with PartFile(first) as f:
+        f.append([{"video": "a.mp4", "error": "corrupt"}, {"video": "b.mp4", "caption": "kept"}])
+    with PartFile(second) as f:  # a later run (other world size) retried a.mp4, and b.mp4 again
+        f.append([{"video": "a.mp4", "caption": "fixed"}, {"video": "b.mp4", "error": "late failure"}])
+    merged = merge([first, second], tmp_path / "out.json")
+    assert merged == [{"video": "a.mp4", "caption": "fixed"}, {"video": "b.mp4", "caption": "kept"}]
+    assert json.loads((tmp_path / "out.json").read_text()) == merged
+
+
+def test_a_damaged_line_in_the_middle_is_an_error_naming_the_line(tmp_path):
+    part = tmp_path / "rank00000.jsonl"
+    part.write_text('{"video": "a.mp4", "caption": "x"}\nnot json\n{"video": "b.mp4", "caption": "y"}\n')
+    with pytest.raises(ValueError, match="rank00000.jsonl:2"):
+        read_records([part])
+
+
+def test_list_videos_filters_extensions_case_insensitively_and_skips_hidden(tmp_path):
+    for name in ["b.mp4", "a.MP4", "sub/c.webm", "notes.txt", ".hidden.mp4", ".cache/d.mp4"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert list_videos(tmp_path, "mp4") == ["a.MP4", "b.mp4"]
+    assert list_videos(tmp_path, "mp4, .webm") == ["a.MP4", "b.mp4", "sub/c.webm"]
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        list_videos(tmp_path / "missing", "mp4")
