@@ -9,7 +9,6 @@ from transformers import Blip2Config, Blip2ForConditionalGeneration
 import lavis  # noqa: F401  (registration)
 from lavis.common.registry import registry
 from lavis.models.blip2_video.config import LanguageConfig, QFormerConfig, VisionConfig
-from lavis.models.blip2_video.vision import VisionEncoder
 from tests.tiny_models import TINY_LLAMA, TINY_OPT, TINY_QFORMER, TINY_T5, TINY_VISION, VOCAB, make_tokenizer
 
 HEADS = {
@@ -410,18 +409,3 @@ def test_random_init_gives_every_weight_matrix_a_usable_scale(tokenizers, arch):
     tiny = {n: m.weight.std().item() for n, m in model.named_modules() if isinstance(m, layers) and m.weight.std() < 1e-3}
     assert not tiny, f"weights initialised near zero: {tiny}"
 
-
-def test_conv_stem_replaces_the_patch_projection_and_round_trips(tokenizers, tmp_path):
-    name, kind, lm = HEADS["opt"]
-    torch.manual_seed(0)
-    model = registry.get("model", name)(
-        vision=VisionConfig(**{**TINY_VISION, "patch_size": 4, "stem": "conv"}), qformer=QFormerConfig(**TINY_QFORMER),
-        language=LanguageConfig(kind=kind, config=lm, tokenizer=str(tokenizers["opt"])), random_init=True,
-    ).eval()
-    clip = video(1)
-    assert model.vision(clip).shape == (1, 3, 1 + 7 * 7, TINY_VISION["hidden_size"])
-    model.save_pretrained(str(tmp_path / "conv"))
-    again = type(model).from_pretrained(str(tmp_path / "conv")).eval()
-    assert torch.equal(again.vision(clip), model.vision(clip))
-    with pytest.raises(ValueError, match="power-of-two"):  # TINY_VISION's patch is 14
-        VisionEncoder(VisionConfig(**{**TINY_VISION, "stem": "conv"}))

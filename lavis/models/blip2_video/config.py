@@ -24,10 +24,6 @@ class VisionConfig:
     num_layers: int = 39  # EVA ViT-g has 40 blocks; BLIP-2 uses the first 39
     num_heads: int = 16
     num_frames: int = 8  # TimeSformer's temporal position embeddings
-    # "conv": small maxpooled 3x3 convolutions instead of the patch projection (eva_vit_g only), as
-    # in "Early Convolutions Help Transformers See Better": a ViT trained from scratch on little data
-    # (the tiny shapes captioner) then learns shapes, not only colours. Pretrained ViTs use "patch".
-    stem: Literal["patch", "conv"] = "patch"
     layer_norm_eps: float = 1e-6
     freeze: bool = True
     precision: Precision = "fp32"  # LAVIS casts the frozen ViT to fp16 on GPUs

@@ -15,33 +15,6 @@ from transformers import Blip2VisionConfig, Blip2VisionModel, TimesformerConfig,
 from lavis.models.blip2_video.config import VisionConfig
 from lavis.models.blip2_video.parts import DTYPES, freeze
 
-
-class ConvStem(nn.Module):
-    """Drop-in for the ViT's patch projection: ``log2(patch)`` blocks of 3x3 conv, GELU and 2x2
-    max-pooling, then a linear projection; ``(B, 3, H, W)`` -> ``(B, width, H/patch, W/patch)``."""
-
-    def __init__(self, width: int, patch: int) -> None:
-        super().__init__()
-        blocks = patch.bit_length() - 1
-        if patch != 2**blocks or blocks < 1:
-            raise ValueError(f"a conv stem needs a power-of-two patch size, got {patch}")
-        layers: list[nn.Module] = []
-        channels = 3
-        for k in range(blocks):
-            out = max(width // 2 ** (blocks - 1 - k), 8)
-            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.GELU(), nn.MaxPool2d(2)]
-            channels = out
-        self.convs = nn.Sequential(*layers)
-        self.proj = nn.Linear(channels, width)
-
-    @property
-    def weight(self) -> torch.Tensor:  # transformers reads the projection's dtype from here
-        return self.proj.weight
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.convs(pixels).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
 class VisionEncoder(nn.Module):
     def __init__(self, cfg: VisionConfig) -> None:
         super().__init__()
@@ -65,10 +38,6 @@ class VisionEncoder(nn.Module):
                 num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
                 layer_norm_eps=cfg.layer_norm_eps, attention_type="divided_space_time",
             ))
-        if cfg.stem == "conv":
-            if cfg.arch != "eva_vit_g":
-                raise ValueError(f"model.vision.stem=conv needs arch eva_vit_g, not {cfg.arch}")
-            self.model.embeddings.patch_embedding = ConvStem(cfg.hidden_size, cfg.patch_size)
         if cfg.grad_checkpointing:
             self.model.gradient_checkpointing_enable({"use_reentrant": False})
         self.model.to(DTYPES[cfg.precision])
