@@ -135,6 +135,9 @@ def test_rerun_skips_done_videos_and_retry_failed_captions_repaired_ones(tiny_mo
     assert retried.returncode == 0, retried.stderr
     assert "1 to caption" in retried.stderr
     assert all("caption" in r for r in by_video(out).values())
+    (folder / "v0.mp4").unlink()  # a video removed from the folder leaves the merged output
+    assert batch(folder, out, tiny_model).returncode == 0
+    assert sorted(by_video(out)) == ["broken.mp4", "v1.mp4", "v2.mp4"]
 
 
 def test_kill_9_and_rerun_captions_every_video_exactly_once(tiny_model, tmp_path):

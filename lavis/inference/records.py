@@ -90,8 +90,10 @@ def _read_lines(path: Path) -> Iterable[Record]:
         yield record
 
 
-def merge(parts: Iterable[Path], output_file: str | os.PathLike[str]) -> list[Record]:
-    """Write every video's record once, sorted by path, as one JSON list (atomically)."""
-    records = [record for _, record in sorted(read_records(parts).items())]
+def merge(parts: Iterable[Path], output_file: str | os.PathLike[str], keep: Iterable[str] | None = None) -> list[Record]:
+    """Write every video's record once, sorted by path, as one JSON list (atomically); with
+    ``keep``, only those videos (records of files since removed from the folder are left out)."""
+    wanted = None if keep is None else set(keep)
+    records = [r for v, r in sorted(read_records(parts).items()) if wanted is None or v in wanted]
     atomic_write_json(records, output_file)
     return records

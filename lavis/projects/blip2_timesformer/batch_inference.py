@@ -52,16 +52,16 @@ def parts_dir(output_file: str) -> Path:
     return Path(output_file + ".parts")
 
 
-def videos_to_do(args: argparse.Namespace) -> tuple[list[str], int] | str:
-    """Videos without a record yet (or with a failure, under ``--retry_failed``) and the total;
-    or the reason there is no plan (so rank 0 can tell the other ranks instead of leaving them waiting)."""
+def plan(args: argparse.Namespace) -> tuple[list[str], list[str]] | str:
+    """Every video in the folder and those without a record yet (or with a failure, under
+    ``--retry_failed``); or the reason there is no plan, so rank 0 can tell the other ranks
+    instead of leaving them waiting."""
     try:
         names = list_videos(args.video_dir, args.video_ext)
         done = read_records(parts_dir(args.output_file).glob("rank*.jsonl"))
     except (OSError, ValueError) as err:
         return str(err)
-    todo = [n for n in names if n not in done or (args.retry_failed and is_failure(done[n]))]
-    return todo, len(names)
+    return names, [n for n in names if n not in done or (args.retry_failed and is_failure(done[n]))]
 
 
 def caption_batch(captioner: LoadedCaptioner, batch: dict[str, Any], generation: dict[str, Any]) -> list[Record]:
@@ -103,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     dist.init_distributed(timeout_minutes=args.dist_timeout_minutes)
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        plan = dist.broadcast_object(videos_to_do(args) if rank == 0 else None)
-        if isinstance(plan, str):
-            logger.error("%s", plan)
+        listing = plan(args) if rank == 0 else None  # only rank 0 keeps the full listing
+        todo = dist.broadcast_object(listing[1] if isinstance(listing, tuple) else listing)
+        if isinstance(todo, str):
+            logger.error("%s", todo)
             return 2
-        todo, total = plan
-        logger.info("%d videos in %s, %d to caption on %d rank(s)", total, args.video_dir, len(todo), world)
+        if rank == 0:
+            logger.info("%d videos in %s, %d to caption on %d rank(s)", len(listing[0]), args.video_dir, len(todo), world)
         try:
             captioner = load_captioner(args.checkpoint, args.model, args.model_type, pick_device(args.device),
                                        processor_overrides(args))
@@ -133,13 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
         failed = 0
         if rank == 0:
-            records = merge(parts_dir(args.output_file).glob("rank*.jsonl"), args.output_file)
+            records = merge(parts_dir(args.output_file).glob("rank*.jsonl"), args.output_file, keep=listing[0])
             failed = sum(map(is_failure, records))
             if args.html:
                 write_gallery(records, args.video_dir, args.html)
             wall = time.perf_counter() - started
             logger.info(
-                "done: %d videos (%d captioned this run), %d failed, %.1f s, %.2f videos/s -> %s",
+                "done: %d videos, %d processed this run, %d failed, %.1f s, %.2f videos/s -> %s",
                 len(records), len(todo), failed, wall, len(todo) / wall if wall else 0.0, args.output_file,
             )
             if failed:
