@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -163,5 +164,12 @@ def gathered_parameters(module: torch.nn.Module) -> Iterator[None]:
 
 
 def cleanup() -> None:
+    """Destroy the process group, then give gloo's worker threads the GIL for a moment.
+
+    After ``shutdown`` a worker may still be freeing its last finished work, whose tensors need
+    the GIL; a DDP wrapper freed right afterwards (when ``main`` returns) joins that thread while
+    holding the GIL, and the process hangs forever (seen at the end of a 2-rank CPU training).
+    """
     if is_dist():
         dist.destroy_process_group()
+        time.sleep(0.2)
