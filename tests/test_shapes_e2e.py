@@ -75,3 +75,25 @@ def test_fsdp_training_validates_by_generation(trained):
         results = json.loads((root / "out" / "fsdp" / "result" / f"{name}.json").read_text())
         assert len({r["video_id"] for r in results}) == len(results) == 2
         assert all(isinstance(r["caption"], str) for r in results)
+
+
+def test_inference_from_the_training_checkpoint_and_its_export_matches_evaluate(trained, tmp_path):
+    """inference.py on train.py's .pth (built from the job's config.yaml, its 4-frame processor
+    included) and on the exported folder gives the captions evaluate.py wrote."""
+    root, ckpt = trained
+    run_script("evaluate.py", FT, [*SMALL, f"run.output_dir={tmp_path}", f"run.checkpoint={ckpt}", "run.job_id=ev",
+                                   "run.test_splits=[test]", "run.min_len=3"], data_root=root / "data")
+    expected = {r["video_id"]: r["caption"] for r in json.loads((tmp_path / "ev" / "result" / "test_final.json").read_text())}
+    export = subprocess.run([sys.executable, "-m", "lavis.inference.export", "--checkpoint", str(ckpt), "--out",
+                             str(tmp_path / "exported")], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr
+    decoding = ["--num_beams", "2", "--max_length", "8", "--min_length", "3", "--repetition_penalty", "1.0", "--json"]
+    for source in (ckpt, tmp_path / "exported"):
+        for video_id, caption in expected.items():
+            proc = subprocess.run(
+                [sys.executable, str(ROOT / "lavis" / "projects" / "blip2_timesformer" / "inference.py"), "--video",
+                 str(root / "data" / "shapes" / "videos" / f"{video_id}.mp4"), "--checkpoint", str(source), *decoding],
+                cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr
+            out = json.loads(proc.stdout)
+            assert out["captions"] == [caption] and len(out["frame_indices"]) == 4

@@ -93,9 +93,7 @@ def _load(
             )
         net, spec = _from_pth(path) if path.is_file() else _from_folder(path, model)
         source = str(path)
-    spec = {**spec, **(processor_overrides or {})}
-    if spec.get("name") != "video_eval":
-        spec = {**spec, "name": "video_eval"}  # inference never augments
+    spec = {**spec, **(processor_overrides or {}), "name": "video_eval"}  # inference never augments
     net = net.to(device).eval()
     return LoadedCaptioner(net, build_processor(spec), spec, source)
 
