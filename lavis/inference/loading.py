@@ -23,8 +23,9 @@ from torch import nn
 
 import lavis  # noqa: F401  (registration)
 from lavis.common import checkpoint as ckpt_io
-from lavis.common.config import MODEL_KEYS, load_config, model_config
+from lavis.common.config import load_config, model_config
 from lavis.common.registry import RegistryError, registry
+from lavis.models import build_model
 from lavis.models.blip2_video import checkpoints
 from lavis.processors import build_processor
 from lavis.processors.video_processors import VideoProcessor
@@ -101,8 +102,7 @@ def _load(
 def _from_registry(model: str | None, model_type: str | None) -> tuple[nn.Module, dict[str, Any]]:
     if model is None:
         raise ValueError("--model_type needs --model (a registered model name; see `python -m lavis list model`)")
-    section, preprocess = model_config(model, model_type)
-    net = registry.get("model", model).from_config({k: v for k, v in section.items() if k not in MODEL_KEYS})
+    net, preprocess = build_model(model, model_type)
     return net, _eval_spec(preprocess.vis_processor, f"model {model}:{model_type}")
 
 

@@ -13,8 +13,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from lavis.datasets.video import VideoDecodeError
+from lavis.datasets.video import Frames, VideoDecodeError
 from lavis.processors.video_processors import VideoProcessor
+
+
+def frames_used(clip: Frames) -> dict[str, list]:
+    """Which frames a caption was made from, for the output records."""
+    return {"frame_indices": list(clip.indices), "frame_timestamps": [round(t, 4) for t in clip.timestamps]}
 
 
 def list_videos(root: str | Path, extensions: str) -> list[str]:
@@ -35,7 +40,7 @@ def list_videos(root: str | Path, extensions: str) -> list[str]:
 
 
 class VideoFolder(Dataset):
-    """Items: ``{"video", "pixels", "frame_indices", "frame_timestamps"}`` or ``{"video", "error"}``."""
+    """Items: ``{"video", "pixels", "frames"}`` (``frames_used``) or ``{"video", "error"}``."""
 
     def __init__(self, root: str | Path, names: list[str], processor: VideoProcessor) -> None:
         self.root, self.names, self.processor = Path(root), names, processor
@@ -49,10 +54,7 @@ class VideoFolder(Dataset):
             pixels, clip = self.processor(str(self.root / name))
         except (VideoDecodeError, OSError, ValueError) as err:  # one bad file never stops the job
             return {"video": name, "error": f"{type(err).__name__}: {err}"}
-        return {
-            "video": name, "pixels": pixels, "frame_indices": list(clip.indices),
-            "frame_timestamps": [round(t, 4) for t in clip.timestamps],
-        }
+        return {"video": name, "pixels": pixels, "frames": frames_used(clip)}
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

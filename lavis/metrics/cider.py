@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,6 +21,18 @@ from lavis.metrics.ptb import PythonPTBTokenizer
 
 Ngram = tuple[str, ...]
 CACHE_LIMIT = 500_000  # sentences kept per cache before it is cleared
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def cached(cache: dict[K, V], key: K, compute: Callable[[K], V]) -> V:
+    """``cache[key]``, computed on first use; a cache past ``CACHE_LIMIT`` entries starts over."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > CACHE_LIMIT:
+            cache.clear()
+        found = cache[key] = compute(key)
+    return found
 
 
 def ngram_counts(sentence: str, n: int = 4) -> Counter[Ngram]:
@@ -95,12 +108,7 @@ class CiderD:
         self._counts: dict[str, Counter[Ngram]] = {}  # n-gram counts of sentences seen before
 
     def _ngram_counts(self, sentence: str) -> Counter[Ngram]:
-        found = self._counts.get(sentence)
-        if found is None:
-            if len(self._counts) > CACHE_LIMIT:
-                self._counts.clear()
-            found = self._counts[sentence] = ngram_counts(sentence, self.n)
-        return found
+        return cached(self._counts, sentence, lambda s: ngram_counts(s, self.n))
 
     @classmethod
     def from_corpus(cls, reference_sets: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0) -> CiderD:
@@ -125,13 +133,9 @@ class CiderD:
             ref_len, cache = math.log(float(len(references))), {}
         else:
             df, ref_len, cache = self.df, self.ref_len, self._fixed_cache
-            if len(cache) > CACHE_LIMIT:
-                cache.clear()
 
         def vector(sentence: str) -> _Vector:
-            if sentence not in cache:
-                cache[sentence] = _Vector(self._ngram_counts(sentence), df, ref_len, self.n)
-            return cache[sentence]
+            return cached(cache, sentence, lambda s: _Vector(self._ngram_counts(s), df, ref_len, self.n))
 
         out = np.empty(len(candidates))
         for i, (cand, refs) in enumerate(zip(candidates, references)):
@@ -154,12 +158,7 @@ class CiderDReward:
         self.cider = CiderD(n, sigma) if tokenized is None else CiderD.from_corpus(tokenized, n, sigma)
 
     def tokenize(self, caption: str) -> str:
-        found = self._tokens.get(caption)
-        if found is None:
-            if len(self._tokens) > CACHE_LIMIT:
-                self._tokens.clear()
-            found = self._tokens[caption] = PythonPTBTokenizer.tokenize_caption(caption)
-        return found
+        return cached(self._tokens, caption, PythonPTBTokenizer.tokenize_caption)
 
     def __call__(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
         return self.cider.score_pairs(

@@ -6,13 +6,13 @@ from typing import Any
 
 import torch
 
-from lavis.common.config import MODEL_KEYS, model_config
+from lavis.common.config import MODEL_KEYS, PreprocessConfig, model_config
 from lavis.common.registry import registry
 from lavis.models import blip2_video  # noqa: F401  (registration)
 from lavis.models.base_model import BaseModel
 from lavis.processors import build_processor
 
-__all__ = ["BaseModel", "load_model", "load_model_and_preprocess"]
+__all__ = ["BaseModel", "build_model", "load_model", "load_model_and_preprocess"]
 
 
 def load_model(
@@ -21,7 +21,7 @@ def load_model(
 ) -> BaseModel:
     """Build a registered model from its default YAML for ``model_type``; ``overrides`` replace
     keys of the model section (nested sections as dicts, e.g. ``language={"path": ...}``)."""
-    model, _ = _build(name, model_type, overrides)
+    model, _ = build_model(name, model_type, overrides)
     return _finish(model, is_eval, device)
 
 
@@ -30,13 +30,17 @@ def load_model_and_preprocess(
     **overrides: Any,
 ) -> tuple[BaseModel, dict[str, Any], dict[str, Any]]:
     """The model plus its video and text processors (``{"train": ..., "eval": ...}`` each)."""
-    model, preprocess = _build(name, model_type, overrides)
+    model, preprocess = build_model(name, model_type, overrides)
     vis = {split: build_processor(spec) for split, spec in preprocess.vis_processor.items()}
     txt = {split: build_processor(spec) for split, spec in preprocess.text_processor.items()}
     return _finish(model, is_eval, device), vis, txt
 
 
-def _build(name: str, model_type: str | None, overrides: dict[str, Any]):
+def build_model(
+    name: str, model_type: str | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[BaseModel, PreprocessConfig]:
+    """A registered model from its default YAML for ``model_type`` (< ``overrides``), on the CPU in
+    training mode, and its processors' config."""
     section, preprocess = model_config(name, model_type, overrides)
     kwargs = {k: v for k, v in section.items() if k not in MODEL_KEYS}
     return registry.get("model", name).from_config(kwargs), preprocess

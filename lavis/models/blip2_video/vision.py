@@ -15,6 +15,7 @@ from transformers import Blip2VisionConfig, Blip2VisionModel, TimesformerConfig,
 from lavis.models.blip2_video.config import VisionConfig
 from lavis.models.blip2_video.parts import DTYPES, freeze
 
+
 class VisionEncoder(nn.Module):
     def __init__(self, cfg: VisionConfig) -> None:
         super().__init__()

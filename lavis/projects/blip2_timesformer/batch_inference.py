@@ -84,8 +84,7 @@ def caption_batch(captioner: LoadedCaptioner, batch: dict[str, Any], generation:
     for k, item in enumerate(batch["decoded"]):
         mine = captions[k * per_video : (k + 1) * per_video]
         text = {"caption": mine[0]} if per_video == 1 else {"captions": mine}
-        records.append({"video": item["video"], **text, "frame_indices": item["frame_indices"],
-                        "frame_timestamps": item["frame_timestamps"]})
+        records.append({"video": item["video"], **text, **item["frames"]})
     return records
 
 

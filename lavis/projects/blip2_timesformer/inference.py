@@ -19,6 +19,7 @@ from lavis.common.log import setup_logging
 from lavis.datasets.video import VideoDecodeError
 from lavis.inference.cli_args import add_generation_args, add_model_args, generation_kwargs, processor_overrides
 from lavis.inference.loading import LoadError, load_captioner, pick_device
+from lavis.inference.video_folder import frames_used
 
 logger = logging.getLogger("inference")
 
@@ -53,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         captions = captioner.model.generate({"video": pixels.unsqueeze(0).to(captioner.model.device)}, **generation)
     if args.json:
         sys.stdout.write(json.dumps({
-            "video": args.video, "captions": captions, "model": captioner.source,
-            "frame_indices": list(clip.indices), "frame_timestamps": [round(t, 4) for t in clip.timestamps],
+            "video": args.video, "captions": captions, "model": captioner.source, **frames_used(clip),
         }, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write("".join(c + "\n" for c in captions))
