@@ -73,7 +73,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 def test_videos_decode_with_expected_frames(dataset: Path) -> None:
     for vid, scene in scenes(dataset).items():
-        folder = "qa_videos" if scene["split"] == "qa" else "videos"
+        folder = "qa/videos" if scene["split"] == "qa" else "videos"
         times, frames = decode(dataset / folder / f"{vid}.mp4")
         assert len(frames) == NUM_FRAMES
         assert times == pytest.approx([i / FPS for i in range(NUM_FRAMES)])
@@ -165,7 +165,7 @@ def test_qa_schema_and_support_frames_show_the_event(dataset: Path) -> None:
         assert set(item) == {"id", "question", "choices", "answer", "support_frames", "video_path"}
         assert len(item["choices"]) == 4 and len(set(item["choices"])) == 4
         assert item["answer"] in item["choices"]
-        assert item["video_path"] == f"qa_videos/{item['id']}.mp4"
+        assert item["video_path"] == f"videos/{item['id']}.mp4"
         (obj,) = [o for o in all_scenes[item["id"]]["objects"] if o["action"] in EVENT_ACTIONS]
         kinds.add(obj["action"])
         event_time = obj["event_frame"] / FPS
@@ -179,7 +179,7 @@ def test_qa_schema_and_support_frames_show_the_event(dataset: Path) -> None:
         else:
             assert answer == obj["shape"]
 
-        times, frames = decode(dataset / item["video_path"])
+        times, frames = decode(dataset / "qa" / item["video_path"])
         before = frame_at(times, frames, event_time - 1 / FPS)
         area = (obj["radius_start"] * SIZE) ** 2
         old_colour, new_colour = obj["colour"], obj["colour_to"] or obj["colour"]
@@ -196,6 +196,11 @@ def test_qa_schema_and_support_frames_show_the_event(dataset: Path) -> None:
                 assert colour_pixels(before, new_colour) < 0.05 * area
                 assert colour_pixels(after, new_colour) > 0.8 * area
                 assert colour_pixels(after, old_colour) < 0.05 * area
+        # The event is a moment (a sign passing a dashcam): afterwards the old state is back.
+        assert obj["event_end"] - obj["event_frame"] >= 3
+        if obj["event_end"] < len(frames):
+            back = frame_at(times, frames, obj["event_end"] / FPS)
+            assert colour_pixels(back, old_colour) == pytest.approx(colour_pixels(before, old_colour), rel=0.3, abs=0.05 * area)
     assert kinds == set(EVENT_ACTIONS)
 
 

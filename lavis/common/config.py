@@ -126,6 +126,7 @@ class RunConfig:
     resume_ckpt_path: str | None = None
     checkpoint: str | None = None
     evaluate: bool = False
+    save_pretrained: bool = False  # also write the best weights as a model.save_pretrained folder
 
 
 @dataclass

@@ -75,3 +75,19 @@ def build_runner(cfg: Config, job_dir: Path):
     model = task.build_model(cfg)
     seed_everything(cfg.run.seed + dist.get_rank())
     return registry.get("runner", cfg.run.runner)(cfg, task, model, datasets, job_dir)
+
+
+def train_job(cfg_path: str, options: list[str]) -> None:
+    """``train.py``: train (then test the best checkpoint), or only evaluate with ``run.evaluate``."""
+    cfg, job_dir = start_job(cfg_path, options)
+    try:
+        runner = build_runner(cfg, job_dir)
+        if cfg.run.evaluate:  # LAVIS's eval-only switch
+            runner.evaluate(cfg.run.test_splits or cfg.run.valid_splits)
+        else:
+            runner.train()
+            if cfg.run.test_splits:
+                runner.evaluate_best(cfg.run.test_splits)
+        dist.barrier()  # all ranks done before the group is torn down
+    finally:
+        dist.cleanup()

@@ -24,6 +24,7 @@ KINDS = (
     "processor",
     "lr_scheduler",
     "frame_sampler",
+    "embedder",
 )
 
 

@@ -9,6 +9,7 @@ import torch
 from lavis.common.config import MODEL_KEYS, PreprocessConfig, model_config
 from lavis.common.registry import registry
 from lavis.models import blip2_video  # noqa: F401  (registration)
+from lavis.models import clip_frame_selector, image_embedders  # noqa: F401  (registration)
 from lavis.models.base_model import BaseModel
 from lavis.processors import build_processor
 

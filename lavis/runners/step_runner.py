@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -163,6 +164,8 @@ class StepRunner:
             if (run.save_freq and state.step % run.save_freq == 0) or final:
                 self._save(f"checkpoint_{state.step:07d}.pth", optimizer, scaler, state)
                 self._prune_checkpoints()
+            if final and not run.valid_splits:
+                self._save_pretrained()
         bar.close()
 
         elapsed = time.time() - start_time
@@ -293,6 +296,7 @@ class StepRunner:
         if better:
             state.best_metric, state.best_step = value, state.step
             self._save("checkpoint_best.pth", optimizer, scaler, state)
+            self._save_pretrained()
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, name: str, optimizer, scaler, state: TrainState) -> None:
@@ -321,6 +325,26 @@ class StepRunner:
                 self.job_dir / name,
             )
             logger.info("saved %s (step %d)", self.job_dir / name, state.step)
+        dist.barrier()
+
+    def _save_pretrained(self) -> None:
+        """``run.save_pretrained``: the model's own folder format in ``<job>/pretrained`` (rank 0;
+        written beside it and renamed into place, so a reader never sees half a folder)."""
+        if not self.run.save_pretrained:
+            return
+        if self.sharded:
+            raise ValueError("run.save_pretrained needs the whole model on rank 0; use wrapper=ddp")
+        if self.rank == 0:
+            final, tmp = self.job_dir / "pretrained", self.job_dir / ".pretrained.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.model.save_pretrained(tmp)
+            old = self.job_dir / ".pretrained.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+            logger.info("saved the model's pretrained folder to %s", final)
         dist.barrier()
 
     def _load_weights(self, ckpt: dict[str, Any], source: str) -> None:

@@ -46,7 +46,8 @@ def generate(
 
     Layout: ``videos/<id>.mp4``, ``annotations/cap_<split>.json`` and ``cap_<split>_gt.json``,
     ``scenes.json`` (every scene description, by video id) and, with ``qa``,
-    ``qa/frame_selection.json`` with its videos in ``qa_videos/``.
+    ``qa/frame_selection.json`` with its videos in ``qa/videos/`` (``video_path`` is
+    ``videos/<id>.mp4``, relative to the JSON's folder, so ``qa/`` is a self-contained input).
     """
     num_frames = round(fps * seconds)
     _check_arguments(num_videos, qa, size, fps, num_frames)
@@ -124,8 +125,8 @@ def _write_qa(
     questions = []
     for index, rng in enumerate(_progress(streams.spawn(count), "shapes QA videos")):
         scene = sample_scene(rng, f"shapes_qa_{index:06d}", num_frames, fps, event=True)
-        relative = f"qa_videos/{scene.video_id}.mp4"
-        write_mp4(out / relative, render_frames(scene, size), fps)
+        relative = f"videos/{scene.video_id}.mp4"  # relative to the QA file's folder
+        write_mp4(out / Path(QA_FILE).parent / relative, render_frames(scene, size), fps)
         questions.append(make_question(scene, rng, relative))
         scenes[scene.video_id] = {"split": "qa", **scene.to_dict()}
     return questions

@@ -53,6 +53,7 @@ class ObjectSpec:
     radius_end: float
     event_frame: int | None = None
     colour_to: str | None = None
+    event_end: int | None = None  # QA scenes: the new state lasts until this frame, then reverts
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,12 @@ def object_state(obj: ObjectSpec, frame: int, num_frames: int) -> ObjectState:
     radius = obj.radius_start + (obj.radius_end - obj.radius_start) * u
     visible = True
     colour = obj.colour
+    during = obj.event_frame is not None and frame >= obj.event_frame and (obj.event_end is None or frame < obj.event_end)
     if obj.action == "appear":
-        visible = frame >= obj.event_frame
+        visible = during
     elif obj.action == "disappear":
-        visible = frame < obj.event_frame
-    elif obj.action == "change_colour" and frame >= obj.event_frame:
+        visible = not during
+    elif obj.action == "change_colour" and during:
         colour = obj.colour_to
     return ObjectState(visible, x, y, radius, colour)
 
@@ -110,15 +112,18 @@ def sample_scene(
 ) -> Scene:
     """A random scene of one or two non-overlapping objects.
 
-    With ``event`` the first object appears, disappears or changes colour at a known frame and
-    the second (if any) does none of these, so a question about "the" event has one answer.
+    With ``event`` (frame-selection scenes) the first object appears, disappears or changes
+    colour at a known frame, only for a moment (``transient_frames``, like a sign passing a
+    dashcam), and a second one moves across the frame meanwhile. So a question about "the"
+    event has one answer, and only frames near the event look like it: picking frames at
+    uniform times does not find it.
     """
     if num_frames < 4:
         raise ValueError(f"a scene needs at least 4 frames, got {num_frames}")
     background = str(rng.choice(list(BACKGROUNDS)))
     texture = str(rng.choice(TEXTURES))
     texture_seed = int(rng.integers(2**31))
-    count = 1 if rng.random() < 0.5 else 2
+    count = 2 if event else (1 if rng.random() < 0.5 else 2)
     for _ in range(1000):
         objects = _sample_objects(rng, count, background, num_frames, event)
         if count == 1 or not _overlap(objects, num_frames):
@@ -131,10 +136,9 @@ def _sample_objects(
 ) -> list[ObjectSpec]:
     taken = [BACKGROUNDS[background]]
     objects = []
-    non_event = [a for a in ACTIONS if a not in EVENT_ACTIONS]
     for i in range(count):
         if event:
-            action = str(rng.choice(EVENT_ACTIONS if i == 0 else non_event))
+            action = str(rng.choice(EVENT_ACTIONS if i == 0 else list(MOVES)))
         else:
             action = str(rng.choice(ACTIONS))
         colour = _pick_colour(rng, taken)
@@ -144,7 +148,7 @@ def _sample_objects(
             colour_to = _pick_colour(rng, taken)
             taken.append(COLOURS[colour_to])
         shape = str(rng.choice(SHAPES))
-        objects.append(_sample_geometry(rng, shape, colour, action, colour_to, count, num_frames))
+        objects.append(_sample_geometry(rng, shape, colour, action, colour_to, count, num_frames, event))
     return objects
 
 
@@ -166,6 +170,7 @@ def _sample_geometry(
     colour_to: str | None,
     count: int,
     num_frames: int,
+    transient: bool = False,
 ) -> ObjectSpec:
     """Start/end positions and radii that keep the object fully inside the frame throughout."""
     radius = float(rng.uniform(0.15, 0.23) if count == 1 else rng.uniform(0.12, 0.16))
@@ -191,7 +196,13 @@ def _sample_geometry(
         # Leave at least one frame before and two after the event.
         first, last = max(1, round(0.25 * num_frames)), max(2, round(0.65 * num_frames))
         event_frame = min(int(rng.integers(first, last + 1)), num_frames - 2)
-    return ObjectSpec(shape, colour, action, (x, y), end, radius, radius_end, event_frame, colour_to)
+    event_end = min(event_frame + transient_frames(num_frames), num_frames) if event_frame is not None and transient else None
+    return ObjectSpec(shape, colour, action, (x, y), end, radius, radius_end, event_frame, colour_to, event_end)
+
+
+def transient_frames(num_frames: int) -> int:
+    """How long a frame-selection event's new state lasts: a tenth of the video, at least 3 frames."""
+    return max(3, round(0.1 * num_frames))
 
 
 def _overlap(objects: list[ObjectSpec], num_frames: int) -> bool:

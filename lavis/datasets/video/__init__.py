@@ -21,11 +21,11 @@ from lavis.datasets.video.checked_readers import DecordReader, TorchCodecReader
 from lavis.datasets.video.errors import VideoDecodeError
 from lavis.datasets.video.frame_samplers import FrameSampler, build_frame_sampler
 from lavis.datasets.video.pyav_reader import PyAVReader
-from lavis.datasets.video.resize import ResizeMode, resize_frames
+from lavis.datasets.video.resize import ResizeMode, fit_within, resize_frames
 
 __all__ = [
     "Frames", "FrameSampler", "VideoDecodeError", "VideoInfo", "VideoReader", "available_backends",
-    "build_frame_sampler", "open_video", "read_clip", "resize_frames",
+    "build_frame_sampler", "fit_within", "open_video", "read_clip", "resize_frames",
 ]
 
 BACKENDS: dict[str, tuple[type[VideoReader], str]] = {

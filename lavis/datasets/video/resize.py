@@ -45,3 +45,12 @@ def resize_frames(frames: np.ndarray, size: int, mode: ResizeMode = "shorter") -
     shrink = w < frames.shape[2]
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     return np.stack([crop_or_pad(cv2.resize(f, (w, h), interpolation=interp), size, mode) for f in frames])
+
+
+def fit_within(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Shrink one ``(H, W, 3)`` frame so its long side is at most ``max_side`` (aspect kept)."""
+    h, w = frame.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return frame
+    scale = max_side / max(h, w)
+    return cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
