@@ -207,10 +207,11 @@ def metric_lines(job: Path) -> list[dict]:
 
 
 def test_train_front_end_then_evaluate_and_predict(qa_set, tmp_path):
-    """The reference command line trains through the runner; evaluate.py (1 and 2 ranks) and
-    predict.py use the saved selector."""
+    """The reference command line trains through the runner under torchrun (2 ranks); evaluate.py
+    (1 and 2 ranks, same metrics) and predict.py use the saved selector."""
     out = tmp_path / "out"
-    train = run([sys.executable, "scripts/frame_selection/train.py", "--json_path", str(qa_set / "qa/frame_selection.json"),
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    train = run(torchrun + ["scripts/frame_selection/train.py", "--json_path", str(qa_set / "qa/frame_selection.json"),
                  "--image_path", str(qa_set / "mined"), "--video_path", str(qa_set / "qa"), "--caption_setting", "3",
                  "--output_path", str(out), "--ratio", "0.25", "--model_name", "unused", "--loss_setting", "3",
                  "--cfg-path", "lavis/projects/clip_frame_selector/train_shapes.yaml",
@@ -224,7 +225,7 @@ def test_train_front_end_then_evaluate_and_predict(qa_set, tmp_path):
 
     evals = {}
     for nproc in (1, 2):
-        launcher = [sys.executable] + (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if nproc > 1 else [])
+        launcher = torchrun if nproc > 1 else [sys.executable]
         proc = run(launcher + ["evaluate.py", "--cfg-path", "lavis/projects/clip_frame_selector/eval_shapes.yaml", "--options",
                                f"model.path={job / 'pretrained'}", f"datasets.qa_frame_mining.json_path={qa_set / 'qa/frame_selection.json'}",
                                f"datasets.qa_frame_mining.video_root={qa_set / 'qa'}", "datasets.qa_frame_mining.ratio=0.25",

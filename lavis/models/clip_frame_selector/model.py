@@ -80,6 +80,9 @@ class ClipFrameSelector(BaseModel):
                 saved = yaml.safe_load((folder / SELECTOR_FILE).read_text(encoding="utf-8")) or {}
         self.image_size = image_size or self.clip.config.vision_config.image_size
         self.processor = FrameProcessor(self.image_size, image_mode, mean, std)
+        # CLIP's own temperature is replaced by log_scale/bias below; frozen, it is no unused
+        # trainable parameter for DDP to wait on.
+        self.clip.logit_scale.requires_grad_(False)
         self.log_scale = nn.Parameter(torch.tensor(float(saved.get("log_scale", math.log(init_scale)))))
         self.bias = nn.Parameter(torch.tensor(float(saved.get("bias", init_bias))))
         if freeze_text:
