@@ -6,6 +6,7 @@ Tiny random CLIP (the shipped byte-level tokenizer) and DINOv2 models; synthetic
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -144,13 +145,17 @@ def test_sim_m_counts_every_true_frame_and_the_oracle():
     assert metrics["hit@0.2s"] == 0.5 and metrics["uniform_hit@0.2s"] == 0.5  # 1.0 hits 1.0 and 1.1; 2.1 hits 2.0
 
 
-def test_dinov2_embedder_from_a_local_folder(tmp_path):
+def tiny_dinov2(folder: Path) -> Path:
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(0)
     Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                             patch_size=8, image_size=32)).save_pretrained(tmp_path / "dinov2")
-    embed = build_embedder({"name": "dinov2", "path": str(tmp_path / "dinov2"), "image_size": 32, "device": "cpu"})
+                             patch_size=8, image_size=32)).save_pretrained(folder)
+    return folder
+
+
+def test_dinov2_embedder_from_a_local_folder(tmp_path):
+    embed = build_embedder({"name": "dinov2", "path": str(tiny_dinov2(tmp_path / "dinov2")), "image_size": 32, "device": "cpu"})
     frames = np.stack(random_frames(3, size=(40, 70)))
     out = embed(np.concatenate([frames, frames[:1]]))
     assert out.shape == (4, 32) and torch.allclose(out.norm(dim=1), torch.ones(4), atol=1e-5)
@@ -195,6 +200,28 @@ def test_get_top4_frames_returns_one_frame_per_segment(qa_set):
     assert len(frames) == len(scores) == len(times) == 4
     assert all(f.shape == (54, 96, 3) for f in frames)
     assert [int(t / 0.75) for t in times] == [0, 1, 2, 3]  # 3 s video, four 0.75 s segments
+
+
+def test_task_scores_with_dinov2_and_records_unreadable_videos(qa_set, tmp_path):
+    """valid_step -> evaluate with the default (DINOv2) embedder; a corrupt video is an error record."""
+    from lavis.datasets.builders.frame_selection_builder import QAFrameMiningBuilder
+    from lavis.tasks.frame_selection import FrameSelectionTask
+
+    root = tmp_path / "qa"
+    shutil.copytree(qa_set / "qa", root)
+    samples = read_qa_file(root / "frame_selection.json")
+    (root / samples[0].video_path).write_bytes(b"garbage")
+    builder = QAFrameMiningBuilder(json_path=str(root / "frame_selection.json"), video_root=str(root),
+                                   ratio=0.0, test_json_path=str(root / "frame_selection.json"), fps_target=10.0, max_side=64)
+    test_set = builder.build_datasets()["test"]
+    task = FrameSelectionTask(embedder={"name": "dinov2", "path": str(tiny_dinov2(tmp_path / "dinov2")), "image_size": 32})
+    model = tiny_selector().eval()
+    results = task.valid_step(model, test_set.collater([test_set[i] for i in range(4)]))
+    assert [r["id"] for r in results] == [s.id for s in samples[:4]] and "error" in results[0]
+    assert all(len(r["selected_times"]) == 4 and len(r["selector_similarity"]) == 2 for r in results[1:])
+    metrics = task.evaluate(results, "test", test_set, tmp_path)
+    assert metrics["num_samples"] == 3 and metrics["num_skipped"] == 1
+    assert metrics["oracle_sim_0.99"] >= max(metrics["sim_0.99"], metrics["uniform_sim_0.99"])
 
 
 # ---------------------------------------------------------------- runner and CLIs
