@@ -166,7 +166,7 @@ def load_config(cfg_path: str | os.PathLike[str] | None, options: list[str] | No
     """Load, layer and validate a run config (``train.py --cfg-path X --options ...``)."""
     user_layers = []
     if cfg_path is not None:
-        user_layers.append(Layer(str(cfg_path), _load_yaml(Path(cfg_path))))
+        user_layers.append(Layer(str(cfg_path), load_yaml(Path(cfg_path))))
     if options:
         user_layers.append(Layer("--options", _parse_options(options)))
     return build_config(user_layers)
@@ -185,13 +185,13 @@ def build_config(user_layers: list[Layer]) -> Config:
         model_type = model_type or getattr(model_cls, "default_model_type", None)
         path = _default_path(model_cls, model_type, f"model '{arch}'", "model.model_type")
         if path is not None:
-            defaults.append(Layer(str(path), _load_yaml(path)))
+            defaults.append(Layer(str(path), load_yaml(path)))
     for name in OmegaConf.select(user, "datasets", default=None) or {}:
         builder_cls = registry.get("builder", name)
         dtype = OmegaConf.select(user, f"datasets.{name}.type", default=None) or "default"
         path = _default_path(builder_cls, dtype, f"dataset '{name}'", f"datasets.{name}.type")
         if path is not None:
-            defaults.append(Layer(str(path), _load_yaml(path)))
+            defaults.append(Layer(str(path), load_yaml(path)))
 
     layers = defaults + user_layers
     merged = OmegaConf.merge(*(layer.cfg for layer in layers)) if layers else OmegaConf.create()
@@ -267,7 +267,7 @@ def _default_path(cls: type, type_name: str | None, what: str, key: str) -> Path
     return path if path.is_absolute() else config_root() / path
 
 
-def _load_yaml(path: Path) -> DictConfig:
+def load_yaml(path: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
@@ -316,10 +316,16 @@ _MISSING = object()
 
 
 def check_file(path: str | os.PathLike[str]) -> None:
-    """Validate one shipped YAML: a run file fully, a default file section by section."""
-    cfg = _load_yaml(Path(path))
+    """Validate one shipped YAML: a run or pipeline file fully, a default file section by section."""
+    cfg = load_yaml(Path(path))
     if "run" in cfg:
         load_config(path)
+        return
+    if "pipeline" in cfg:
+        from lavis.pipeline import stages  # noqa: F401  (registration; the pipeline builds on this module)
+        from lavis.pipeline.config import load_pipeline_config
+
+        load_pipeline_config(path)
         return
     container = OmegaConf.to_container(cfg, resolve=True)
     where = _locator([Layer(str(path), cfg)])
@@ -339,7 +345,7 @@ def model_config(
     model_cls = registry.get("model", arch)
     model_type = model_type or getattr(model_cls, "default_model_type", None)
     path = _default_path(model_cls, model_type, f"model '{arch}'", "model_type")
-    layers = ([Layer(str(path), _load_yaml(path))] if path is not None else []) + [user]
+    layers = ([Layer(str(path), load_yaml(path))] if path is not None else []) + [user]
     merged = OmegaConf.merge(*(layer.cfg for layer in layers))
     container = OmegaConf.to_container(merged, resolve=True)
     container["model"]["model_type"] = model_type

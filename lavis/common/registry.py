@@ -25,6 +25,7 @@ KINDS = (
     "lr_scheduler",
     "frame_sampler",
     "embedder",
+    "stage",
 )
 
 

@@ -24,7 +24,8 @@ Record = dict[str, Any]  # {"video": ..., "caption"/"captions": ...} or {"video"
 
 
 def is_failure(record: Record) -> bool:
-    return "error" in record
+    """An error record (batch inference), or one with any stage error (the pipeline)."""
+    return "error" in record or bool(record.get("errors"))
 
 
 class PartFile:
@@ -65,18 +66,18 @@ def _cut_partial_line(path: Path) -> None:
         f.truncate(keep)
 
 
-def read_records(paths: Iterable[Path]) -> dict[str, Record]:
-    """The latest word on each video over all part files: a caption wins over an error."""
+def read_records(paths: Iterable[Path], key: str = "video") -> dict[str, Record]:
+    """The latest word on each item (by ``key``) over all part files: a success wins over an error."""
     best: dict[str, Record] = {}
     for path in sorted(paths):
-        for record in _read_lines(path):
-            old = best.get(record["video"])
-            if old is None or is_failure(old):  # a caption, once written, stays
-                best[record["video"]] = record
+        for record in _read_lines(path, key):
+            old = best.get(record[key])
+            if old is None or is_failure(old):  # a success, once written, stays
+                best[record[key]] = record
     return best
 
 
-def _read_lines(path: Path) -> Iterable[Record]:
+def _read_lines(path: Path, key: str = "video") -> Iterable[Record]:
     lines = path.read_text(encoding="utf-8").split("\n")
     for number, line in enumerate(lines[:-1], 1):  # the text after the last newline is torn
         if not line.strip():
@@ -85,8 +86,8 @@ def _read_lines(path: Path) -> Iterable[Record]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:{number}: not a JSON record ({err}); the file was edited or damaged") from err
-        if not isinstance(record, dict) or "video" not in record:
-            raise ValueError(f"{path}:{number}: a record needs a 'video' key")
+        if not isinstance(record, dict) or key not in record:
+            raise ValueError(f"{path}:{number}: a record needs a {key!r} key")
         yield record
 
 

@@ -80,6 +80,10 @@ class ClipFrameSelector(BaseModel):
                 saved = yaml.safe_load((folder / SELECTOR_FILE).read_text(encoding="utf-8")) or {}
         self.image_size = image_size or self.clip.config.vision_config.image_size
         self.processor = FrameProcessor(self.image_size, image_mode, mean, std)
+        trained_with = {k: saved[k] for k in ("image_mode", "image_size") if k in saved}
+        if trained_with and trained_with != {"image_mode": image_mode, "image_size": self.image_size}:
+            logger.warning("%s was trained with %s but is configured with image_mode=%s, image_size=%d",
+                           path, trained_with, image_mode, self.image_size)
         # CLIP's own temperature is replaced by log_scale/bias below; frozen, it is no unused
         # trainable parameter for DDP to wait on.
         self.clip.logit_scale.requires_grad_(False)

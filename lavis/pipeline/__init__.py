@@ -1,0 +1,1 @@
+"""The sharded, resumable pipeline that captions and tags large video collections."""

@@ -1,0 +1,86 @@
+"""Decoding clips for the stages, in worker processes ahead of the models.
+
+Each worker builds its own (model-free) stage objects from the specs, so it can ask each stage
+which frames it wants; one clip is opened once, the union of those frames decoded once, and
+audio extracted when a stage needs it. Failures come back as error strings, never exceptions,
+so one bad clip cannot stop a shard; a decoder that hangs is abandoned after ``timeout``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+
+from lavis.datasets.video import VideoDecodeError, call_with_timeout, open_video
+from lavis.pipeline.sources import Row
+from lavis.pipeline.stages.base import Clip, Stage, build_stage
+
+AUDIO_RATE = 16000
+
+_stages: list[Stage] = []  # this worker's stage objects (no models loaded)
+
+
+@dataclass
+class Work:
+    """One clip to decode: the row and its bytes (archive member) or nothing (a path row)."""
+
+    row: Row
+    data: bytes | None = None
+    name: str = ""  # the archive member's name, for messages
+
+
+def init_worker(stage_specs: list[dict[str, Any]]) -> None:
+    """Process-pool initializer: the stages, built once per worker."""
+    global _stages
+    _stages = [build_stage(spec) for spec in stage_specs]
+
+
+def decode(work: Work, timeout: float | None) -> Clip | tuple[Row, str]:
+    """The clip with every stage's frames (and audio), or ``(row, reason)``."""
+    name = work.name or work.row.path or work.row.id
+    try:
+        return call_with_timeout(lambda: _decode(work, name), timeout, name)
+    except (VideoDecodeError, ValueError, OSError) as err:
+        return work.row, str(err)
+    except Exception as err:  # noqa: BLE001 - a decoder surprise is this clip's error, not the job's end
+        return work.row, f"{type(err).__name__}: {err}"
+
+
+def _decode(work: Work, name: str) -> Clip:
+    source = work.data if work.data is not None else work.row.path
+    with open_video(source, name=name) as reader:
+        info = reader.info
+        wanted = {stage.name: stage.select_frames(info) for stage in _stages}
+        union = sorted({i for indices in wanted.values() for i in indices})
+        decoded = reader.get_frames(union) if union else None
+    row = work.row
+    clip = Clip(row.id, row.video_id, row.start, row.end, info)
+    if decoded is not None:
+        position = {index: k for k, index in enumerate(decoded.indices)}
+        for stage_name, indices in wanted.items():
+            if indices:
+                clip.frames[stage_name] = decoded.frames[[position[i] for i in indices]]
+                clip.frame_times[stage_name] = [info.timestamps[i] for i in indices]
+    if any(stage.needs_audio for stage in _stages):
+        clip.audio, clip.sample_rate = read_audio(source, name)
+    return clip
+
+
+def read_audio(source: str | bytes, name: str, rate: int = AUDIO_RATE) -> tuple[np.ndarray | None, int]:
+    """The first audio stream as mono float32 at ``rate`` Hz, or ``(None, rate)`` without one."""
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
+            if not container.streams.audio:
+                return None, rate
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = []
+            for frame in container.decode(container.streams.audio[0]):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(name, f"audio could not be decoded: {err}") from err
+    return (np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)), rate

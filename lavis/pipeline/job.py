@@ -1,0 +1,259 @@
+"""The pipeline job: shards in, one record per clip out, resumable at any moment.
+
+A shard is one archive (dataset CSV + tar folder) or ``rows_per_shard`` rows of a path CSV;
+rank r takes shards r, r + world, ... Each shard appends its records to
+``<work_dir>/shards/<shard>.jsonl`` after every batch (fsynced; a torn last line is cut on the
+next open) and, when complete, writes ``<shard>.done.json`` (counts, config hash, code
+version, refused and unmatched archive members). A rerun skips done shards and, in a partial
+one, the clips already recorded (failed ones too, unless ``retry_failed``). Rank 0 then merges
+all shards by id into the outputs (``outputs.py``) and reports the CSV rows never seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lavis
+from lavis.common import dist
+from lavis.common.io import atomic_write_json
+from lavis.common.log import progress
+from lavis.inference.loading import pick_device
+from lavis.inference.records import PartFile, Record, is_failure, read_records
+from lavis.pipeline import decode as decoding
+from lavis.pipeline.config import PipelineConfig
+from lavis.pipeline.sources import Refused, Row, RowIndex, iter_archive
+from lavis.pipeline.stages.base import Clip, Stage, build_stage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Shard:
+    name: str
+    archive: Path | None = None  # archive mode
+    rows: list[Row] = field(default_factory=list)  # path mode: the shard's rows
+
+
+def plan_shards(rows: list[Row], tar_folder: str | Path | None, rows_per_shard: int) -> list[Shard]:
+    """Archives (sorted by name) or consecutive slices of the path rows; the same on every rank."""
+    if tar_folder is not None:
+        folder = Path(tar_folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"tar folder {folder} does not exist")
+        archives = sorted(p for p in folder.iterdir() if p.name.endswith((".tar.gz", ".tgz", ".tar")))
+        if not archives:
+            raise FileNotFoundError(f"no .tar.gz/.tgz/.tar archives in {folder}")
+        return [Shard(p.name.split(".tar")[0].removesuffix(".tgz"), archive=p) for p in archives]
+    return [Shard(f"rows_{i // rows_per_shard:06d}", rows=rows[i : i + rows_per_shard])
+            for i in range(0, len(rows), rows_per_shard)]
+
+
+def code_version() -> str:
+    return getattr(lavis, "__version__", "0")
+
+
+class PipelineJob:
+    def __init__(self, config: PipelineConfig, rows: list[Row], work_dir: str | Path, *, tar_folder: str | None = None,
+                 batch_size: int = 4, num_workers: int = 2, retry_failed: bool = False) -> None:
+        self.config, self.rows, self.work_dir = config, rows, Path(work_dir)
+        self.shards = plan_shards(rows, tar_folder, config.rows_per_shard)
+        self.index = RowIndex(rows, config.tolerance)
+        self.by_id = {row.id: row for row in rows}
+        self.batch_size, self.num_workers, self.retry_failed = batch_size, num_workers, retry_failed
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.stages: list[Stage] = []
+        self.config_hash = config.config_hash()
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> dict[str, Any]:
+        """This rank's shards; returns its counts (``done``, ``failed``, ``skipped``, ...)."""
+        started = time.time()
+        self.check_markers()
+        mine = [s for i, s in enumerate(self.shards) if i % self.world == self.rank]
+        todo = [s for s in mine if not self._is_done(s)]
+        counts = {"shards": len(mine), "shards_skipped": len(mine) - len(todo), "done": 0, "failed": 0, "skipped": 0}
+        if todo:
+            device = pick_device(self.config.device)
+            self.stages = [build_stage(spec) for spec in self.config.stages]
+            decoding.init_worker(self.config.stages)  # inline decoding (num_workers=0) uses them too
+            with self._pool() as pool:
+                for stage in self.stages:
+                    stage.setup(device)
+                for shard in todo:
+                    for key, value in self._run_shard(shard, pool).items():
+                        counts[key] += value
+        counts["seconds"] = round(time.time() - started, 2)
+        return counts
+
+    def _pool(self) -> ProcessPoolExecutor | _Inline:
+        if self.num_workers <= 0:
+            return _Inline()
+        return ProcessPoolExecutor(self.num_workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=decoding.init_worker, initargs=(self.config.stages,))
+
+    def _run_shard(self, shard: Shard, pool) -> dict[str, int]:
+        part_path = self._part(shard)
+        previous = read_records([part_path], key="id") if part_path.is_file() else {}
+        finished = {rid for rid, r in previous.items() if not (self.retry_failed and is_failure(r))}
+        refused: list[dict[str, str]] = []
+        unmatched: list[str] = []
+        counts = {"done": 0, "failed": 0, "skipped": 0}
+        work = self._work(shard, finished, refused, unmatched, counts)
+        bar = progress(desc=f"shard {shard.name}", unit="clip", rank=self.rank)
+        with PartFile(part_path) as part:
+            for batch in _batches(self._decoded(work, pool), self.batch_size):
+                records = self._process(batch)
+                part.append(records)
+                for record in records:
+                    counts["failed" if is_failure(record) else "done"] += 1
+                bar.update(len(records))
+        bar.close()
+        for item in refused:
+            logger.warning("%s: refused archive member %r: %s", shard.name, item["member"], item["reason"])
+        if unmatched:
+            logger.warning("%s: %d archive members have no CSV row (e.g. %r)", shard.name, len(unmatched), unmatched[0])
+        atomic_write_json({"shard": shard.name, "config_hash": self.config_hash, "code_version": code_version(),
+                           **counts, "refused": refused, "unmatched": unmatched}, self._marker(shard))
+        return counts
+
+    def _work(self, shard: Shard, finished: set[str], refused: list, unmatched: list,
+              counts: dict[str, int]) -> Iterator[decoding.Work]:
+        """The shard's clips still to do, streamed from its archive or taken from its rows."""
+        if shard.archive is None:
+            for row in shard.rows:
+                if row.id in finished:
+                    counts["skipped"] += 1
+                else:
+                    yield decoding.Work(row)
+            return
+        for item in iter_archive(shard.archive):
+            if isinstance(item, Refused):
+                refused.append({"member": item.member, "reason": item.reason})
+                continue
+            name, data = item
+            row = self.index.match(name)
+            if row is None:
+                unmatched.append(name)
+            elif row.id in finished:
+                counts["skipped"] += 1
+            else:
+                yield decoding.Work(row, data, name)
+
+    def _decoded(self, work: Iterator[decoding.Work], pool) -> Iterator[Clip | tuple[Row, str]]:
+        """Decode ahead in the pool (at most ``2 * workers + batch`` clips in flight), in order."""
+        ahead = max(1, 2 * self.num_workers + self.batch_size)
+        pending: deque[Future] = deque()
+        for item in work:
+            pending.append(pool.submit(decoding.decode, item, self.config.decode_timeout))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _process(self, batch: list[Clip | tuple[Row, str]]) -> list[Record]:
+        """Every stage over the decodable clips; one record per clip, errors per stage."""
+        clips = [c for c in batch if isinstance(c, Clip)]
+        outputs: dict[str, dict[str, Any]] = {c.id: {} for c in clips}
+        errors: dict[str, dict[str, str]] = {c.id: {} for c in clips}
+        for stage in self.stages:
+            try:
+                results = stage.process(clips) if clips else []
+                if len(results) != len(clips):
+                    raise RuntimeError(f"returned {len(results)} results for {len(clips)} clips")
+            except Exception as err:  # noqa: BLE001 - one stage failing must not lose the others' fields
+                logger.exception("stage %s failed on a batch of %d clips", stage.name, len(clips))
+                results = [{"error": f"{type(err).__name__}: {err}"}] * len(clips)
+            for clip, result in zip(clips, results):
+                result = dict(result)
+                if "error" in result:
+                    errors[clip.id][stage.name] = str(result.pop("error"))
+                outputs[clip.id].update(result)
+        records = []
+        for item in batch:
+            if isinstance(item, Clip):
+                record = {**row_fields(self.by_id[item.id]), **outputs[item.id]}
+                if errors[item.id]:
+                    record["errors"] = errors[item.id]
+            else:
+                row, reason = item
+                logger.warning("cannot decode %s: %s", row.id, reason)
+                record = {**row_fields(row), "errors": {"decode": reason}}
+            records.append(record)
+        return records
+
+    # ------------------------------------------------------------------ shard files
+    def _part(self, shard: Shard) -> Path:
+        return self.work_dir / "shards" / f"{shard.name}.jsonl"
+
+    def _marker(self, shard: Shard) -> Path:
+        return self.work_dir / "shards" / f"{shard.name}.done.json"
+
+    def check_markers(self) -> None:
+        """Refuse a work folder whose finished shards came from another pipeline config (checked
+        over all shards, so every rank reaches the same verdict)."""
+        for shard in self.shards:
+            marker = self._marker(shard)
+            if marker.is_file():
+                found = json.loads(marker.read_text(encoding="utf-8")).get("config_hash")
+                if found != self.config_hash:
+                    raise ValueError(
+                        f"{marker} was written with another pipeline config (hash {found}, now {self.config_hash}); "
+                        f"use a new output folder, or delete {self.work_dir / 'shards'} to start over"
+                    )
+
+    def _is_done(self, shard: Shard) -> bool:
+        marker = self._marker(shard)
+        if not marker.is_file():
+            return False
+        return not (self.retry_failed and json.loads(marker.read_text(encoding="utf-8")).get("failed"))
+
+    def shard_reports(self) -> list[dict[str, Any]]:
+        return [json.loads(self._marker(s).read_text(encoding="utf-8")) for s in self.shards if self._marker(s).is_file()]
+
+    def all_records(self) -> dict[str, Record]:
+        return read_records([self._part(s) for s in self.shards if self._part(s).is_file()], key="id")
+
+
+def row_fields(row: Row) -> dict[str, Any]:
+    """The record's leading fields: id, video id, clip bounds, then the CSV row's own columns."""
+    fields: dict[str, Any] = {"id": row.id, "video_id": row.video_id, "start": row.start, "end": row.end}
+    if row.path is not None:
+        fields["path"] = row.path
+    for key, value in row.fields:
+        fields.setdefault(key, value)
+    return fields
+
+
+def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Inline:
+    """A stand-in for the process pool that decodes in this process (``num_workers=0``)."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

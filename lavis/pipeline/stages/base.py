@@ -1,0 +1,67 @@
+"""What a pipeline stage is: frames (or audio) of one clip in, a few output fields out.
+
+The pipeline decodes each clip once, in worker processes, asking every stage which frames it
+needs (``select_frames``), and hands each stage its own frames in a ``Clip``. A stage returns one
+dict of fields per clip; a clip the stage cannot handle gets ``{"error": reason}`` from that
+stage alone, and the other stages' fields are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+import torch
+
+from lavis.common.registry import registry
+from lavis.common.schema import Component
+from lavis.datasets.video import VideoInfo
+
+STAGE_SPEC = Annotated[dict[str, Any], Component("stage")]  # {"name": ..., **constructor kwargs}
+
+
+@dataclass
+class Clip:
+    """One clip as the stages see it."""
+
+    id: str  # stable row id: outputs merge by it, never by position
+    video_id: str
+    start: float | None
+    end: float | None
+    info: VideoInfo  # of the decoded clip (the member file itself)
+    frames: dict[str, np.ndarray] = field(default_factory=dict)  # stage name -> (T, H, W, 3) uint8 RGB
+    frame_times: dict[str, list[float]] = field(default_factory=dict)  # stage name -> seconds
+    audio: np.ndarray | None = None  # mono float32 in [-1, 1], when a stage asked for audio
+    sample_rate: int | None = None
+
+
+class Stage:
+    """Base class of registered stages (``registry.register("stage", name)``).
+
+    A stage's config section maps one-to-one onto its constructor. ``needs_audio`` asks the
+    decoder for the clip's audio; ``select_frames`` for frame indices (empty: no frames).
+    """
+
+    name: ClassVar[str]
+    needs_audio: ClassVar[bool] = False
+
+    def select_frames(self, info: VideoInfo) -> list[int]:
+        return []
+
+    def setup(self, device: torch.device) -> None:
+        """Load models (called once per process, after the decoder workers have started)."""
+
+    def process(self, clips: list[Clip]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+def uniform_indices(info: VideoInfo, count: int) -> list[int]:
+    """``count`` frame indices spread evenly over the clip (the middle of each of ``count`` parts)."""
+    n = info.num_frames
+    return sorted({min(n - 1, int((i + 0.5) * n / count)) for i in range(count)})
+
+
+def build_stage(spec: dict[str, Any]) -> Stage:
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    return registry.get("stage", spec["name"])(**kwargs)

@@ -1,0 +1,263 @@
+"""Camera motion of a clip from dense optical flow: pan, tilt, zoom, static or unclassified.
+
+Method: ``num_pairs`` frame pairs (``stride`` frames apart) spread over the clip are converted to
+grayscale, downscaled (long side <= ``max_side``) and given to ``cv2.calcOpticalFlowFarneback``.
+The flow of each pair (a 10% border ignored, only textured pixels) is fitted by least squares to
+``flow(p) = t + s * (p - c) + r * perp(p - c)``, ``c`` the image centre; ``r`` absorbs camera roll
+and is not reported. One refit drops the pixels far off the first fit (independently moving things).
+
+Conventions (image axes: x right, y down):
+  * the camera panning right makes the content move left (flow dx < 0): ``pan_right``;
+  * the camera tilting up makes the content move down (flow dy > 0): ``tilt_up``;
+  * zooming in makes the flow point outward from the centre (s > 0): ``zoom_in``.
+
+Accumulated motion: per-pair motions are divided by ``stride`` (per-frame speed), averaged over
+the reliable pairs and multiplied by ``span``, the clip's number of frame intervals
+(``num_frames - 1``). ``camera_pan`` is the camera's horizontal displacement over the clip as a
+fraction of ``min(height, width)`` (> 0: right), ``camera_tilt`` the vertical one (> 0: up),
+``camera_zoom`` the total scale factor ``prod(1 + s)`` (> 1: in).
+
+Threshold (default 0.2, like Open-Sora's ``--threshold``): a pan (tilt) is reported when
+``|camera_pan| >= threshold`` (``|camera_tilt|``), i.e. the camera moved at least
+``threshold * min(h, w)`` pixels; a zoom when ``|camera_zoom - 1| >= threshold``. Moves combine
+as ``pan_*+tilt_*+zoom_*`` in that order; ``static`` when none passes.
+
+``unclassified`` when the flow cannot be trusted: fewer than half of the pairs have enough texture
+(at least 5% of the inner pixels), which includes a uniform (e.g. grey or black) clip; or some axis
+is inconsistent: its gross motion (the sum of absolute per-pair moves, accumulated as above)
+passes the threshold but its net motion is less than half the gross one, i.e. over a quarter of
+the movement goes against the rest (shaking, or a pan that reverses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import multiprocessing
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from lavis.common.io import atomic_open
+from lavis.common.log import progress, setup_logging
+from lavis.common.registry import registry
+from lavis.datasets.video import VideoInfo, open_video
+from lavis.pipeline.stages.base import Clip, Stage
+
+logger = logging.getLogger(__name__)
+
+Motion = tuple[float, float, float]  # tx, ty (pixels), s (relative scale change) of one pair
+BORDER = 0.1  # fraction of each side ignored: content enters and leaves there
+MIN_TEXTURE = 0.05  # fraction of inner pixels that must be textured for a pair to count
+MIN_GRADIENT = 8.0  # 3x3 Sobel magnitude of a textured pixel: about 1 grey level per pixel
+CONSISTENCY = 0.5  # net motion must be at least this fraction of the gross motion
+# pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags: a deep, gentle pyramid and a
+# wide window keep fast pans (>10 px per pair at 160x120) from being underestimated
+FARNEBACK = (0.6, 5, 21, 5, 7, 1.5, 0)
+
+
+def pair_motion(prev_gray: np.ndarray, next_gray: np.ndarray) -> Motion | None:
+    """Fit one pair's flow to translation + scale (+ roll); ``None`` when too little texture."""
+    h, w = prev_gray.shape
+    flow = cv2.calcOpticalFlowFarneback(prev_gray, next_gray, None, *FARNEBACK)
+    gx = cv2.Sobel(prev_gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(prev_gray, cv2.CV_32F, 0, 1, ksize=3)
+    by, bx = max(1, int(h * BORDER)), max(1, int(w * BORDER))
+    inner = np.zeros((h, w), bool)
+    inner[by : h - by, bx : w - bx] = True
+    mask = inner & (np.hypot(gx, gy) >= MIN_GRADIENT)
+    if mask.sum() < MIN_TEXTURE * inner.sum() or mask.sum() < 8:
+        return None
+    ys, xs = np.nonzero(mask)
+    x, y = xs - (w - 1) / 2, ys - (h - 1) / 2
+    ones, zeros = np.ones_like(x), np.zeros_like(x)
+    # unknowns tx, ty, s, r: u = tx + s*x - r*y, v = ty + s*y + r*x
+    a = np.concatenate([np.stack([ones, zeros, x, -y], 1), np.stack([zeros, ones, y, x], 1)])
+    b = np.concatenate([flow[ys, xs, 0], flow[ys, xs, 1]]).astype(np.float64)
+    params = np.linalg.lstsq(a, b, rcond=None)[0]
+    residual = np.abs(a @ params - b)
+    keep = residual <= max(1.0, 3 * float(np.median(residual)))
+    if keep.sum() >= 8:
+        params = np.linalg.lstsq(a[keep], b[keep], rcond=None)[0]
+    tx, ty, s, _ = (float(p) for p in params)
+    return tx, ty, s
+
+
+def accumulate(motions: Sequence[Motion | None], height: int, width: int,
+               scale: float = 1.0) -> dict[str, Any]:
+    """Net and gross (pan, tilt, log zoom) over the clip; ``None`` when too few pairs are reliable.
+
+    ``scale``: clip span / frame intervals covered by the pairs. Pan/tilt are fractions of
+    ``min(height, width)`` of the frames the flow ran on, so downscaling does not change them.
+    """
+    good = [m for m in motions if m is not None]
+    side = min(height, width)
+    out: dict[str, Any] = {"pairs": len(motions), "reliable": len(good)}
+    if not good or len(good) < len(motions) / 2:
+        return {**out, "net": None, "gross": None}
+    f = scale * len(motions) / len(good)  # extrapolate the reliable pairs to all of them
+    pan = np.array([-m[0] / side for m in good])  # content moving left = camera moving right
+    tilt = np.array([m[1] / side for m in good])  # content moving down = camera moving up
+    zoom = np.log1p(np.maximum(np.array([m[2] for m in good]), -0.99))
+    out["net"] = tuple(f * float(v.sum()) for v in (pan, tilt, zoom))
+    out["gross"] = tuple(f * float(np.abs(v).sum()) for v in (pan, tilt, zoom))
+    return out
+
+
+def classify(motions: Sequence[Motion | None], height: int, width: int, threshold: float = 0.2,
+             scale: float = 1.0) -> str:
+    """The label for per-pair ``motions`` (see the module docstring for the rules)."""
+    acc = accumulate(motions, height, width, scale)
+    if acc["net"] is None:
+        return "unclassified"
+    names = (("pan_left", "pan_right"), ("tilt_down", "tilt_up"), ("zoom_out", "zoom_in"))
+    parts = []
+    for axis, (net, gross) in enumerate(zip(acc["net"], acc["gross"])):
+        size = math.expm1 if axis == 2 else float  # zoom: |factor - 1|
+        if abs(size(gross)) >= threshold and abs(net) < CONSISTENCY * gross:
+            return "unclassified"
+        if abs(size(net)) >= threshold:
+            parts.append(names[axis][net > 0])
+    return "+".join(parts) or "static"
+
+
+def to_gray(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """RGB uint8 -> grayscale, shrunk so the long side is at most ``max_side`` (speed)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    k = max_side / max(h, w)
+    if k < 1:
+        size = (max(8, round(w * k)), max(8, round(h * k)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    return gray
+
+
+def estimate_camera_motion(frames: np.ndarray, threshold: float = 0.2, *, stride: int = 1,
+                           span: float | None = None, max_side: int = 256) -> dict[str, Any]:
+    """Label and numbers for ``frames`` = (2K, H, W, 3) RGB: pairs (frames[2k], frames[2k+1]).
+
+    ``stride``: frame intervals between the two frames of a pair; ``span``: frame intervals of
+    the whole clip (default: those the pairs cover, K * stride).
+    """
+    if len(frames) < 2 or len(frames) % 2:
+        raise ValueError(f"need an even number (>= 2) of frames, got {len(frames)}")
+    grays = [to_gray(f, max_side) for f in frames]
+    motions = [pair_motion(grays[i], grays[i + 1]) for i in range(0, len(grays), 2)]
+    h, w = grays[0].shape
+    scale = (span if span is not None else len(motions) * stride) / (len(motions) * stride)
+    acc = accumulate(motions, h, w, scale)
+    net = acc["net"] or (math.nan, math.nan, math.nan)
+    return {"label": classify(motions, h, w, threshold, scale), "pan": net[0], "tilt": net[1],
+            "zoom": math.exp(net[2]), "pairs": acc["pairs"], "reliable_pairs": acc["reliable"]}
+
+
+@registry.register("stage", "camera_motion")
+class CameraMotionStage(Stage):
+    """``camera_motion`` label plus ``camera_pan``/``camera_tilt``/``camera_zoom`` per clip."""
+
+    name = "camera_motion"
+
+    def __init__(self, threshold: float = 0.2, num_pairs: int = 8, stride: int | None = None,
+                 max_side: int = 256) -> None:
+        self.threshold, self.num_pairs, self.stride, self.max_side = threshold, num_pairs, stride, max_side
+
+    def pair_stride(self, info: VideoInfo) -> int:
+        """Frames between a pair's two frames: ``stride``, or about 0.1 s (clamped to the clip)."""
+        stride = self.stride or max(1, round(info.fps / 10) if info.fps > 0 else 1)
+        return max(1, min(stride, info.num_frames - 1))
+
+    def select_frames(self, info: VideoInfo) -> list[int]:
+        """``[a0, a0 + stride, a1, a1 + stride, ...]``: pair starts spread evenly over the clip."""
+        if info.num_frames < 2:
+            return []
+        stride = self.pair_stride(info)
+        last = info.num_frames - 1 - stride
+        count = min(self.num_pairs, last + 1)
+        starts = [round(i * last / (count - 1)) for i in range(count)] if count > 1 else [0]
+        return [i for a in starts for i in (a, a + stride)]
+
+    def process(self, clips: list[Clip]) -> list[dict[str, Any]]:
+        return [self.process_one(clip) for clip in clips]
+
+    def process_one(self, clip: Clip) -> dict[str, Any]:
+        frames = clip.frames.get(self.name)
+        if frames is None or len(frames) < 2 or len(frames) % 2 or clip.info.num_frames < 2:
+            return {"error": f"camera_motion needs at least 2 frames, the clip has {clip.info.num_frames}"}
+        est = estimate_camera_motion(frames, self.threshold, stride=self.pair_stride(clip.info),
+                                     span=clip.info.num_frames - 1, max_side=self.max_side)
+
+        def number(x: float) -> float | None:  # None (JSON null) when the flow was unreliable
+            return None if math.isnan(x) else round(x, 4)
+
+        return {"camera_motion": est["label"], "camera_pan": number(est["pan"]),
+                "camera_tilt": number(est["tilt"]), "camera_zoom": number(est["zoom"])}
+
+
+def label_video(path: str, threshold: float = 0.2, num_pairs: int = 8) -> tuple[str, str | None]:
+    """(label, None) for one video file, or ("", error message); never raises (CLI workers)."""
+    cv2.setNumThreads(1)
+    stage = CameraMotionStage(threshold, num_pairs)
+    try:
+        with open_video(path) as reader:
+            indices = stage.select_frames(reader.info)
+            frames = reader.get_frames(indices).frames if indices else None
+            clip = Clip(id=path, video_id=path, start=None, end=None, info=reader.info,
+                        frames={stage.name: frames} if frames is not None else {})
+        result = stage.process_one(clip)
+    except Exception as err:  # VideoDecodeError, missing files, anything else a broken file raises
+        return "", f"{type(err).__name__}: {err}"
+    return (result["camera_motion"], None) if "error" not in result else ("", result["error"])
+
+
+def _label_row(job: tuple[str, float, int]) -> tuple[str, str | None]:
+    return label_video(*job)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Label the camera motion of every video in a CSV; "
+                                     "writes <name>_cmotion.csv with a 'cmotion' column added.")
+    parser.add_argument("meta", type=Path, help="CSV with a 'path' column (relative paths: to the cwd)")
+    parser.add_argument("--threshold", type=float, default=0.2, help="fraction of min(h, w); see the doc")
+    parser.add_argument("--num_pairs", type=int, default=8)
+    parser.add_argument("--num_workers", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=None, help="default: <meta>_cmotion.csv beside it")
+    args = parser.parse_args(argv)
+    setup_logging()
+    with open(args.meta, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    if "path" not in fields:
+        parser.error(f"{args.meta} has no 'path' column (columns: {', '.join(fields)})")
+    output = args.output or args.meta.with_name(f"{args.meta.stem}_cmotion.csv")
+    jobs = [(row["path"], args.threshold, args.num_pairs) for row in rows]
+    pool = multiprocessing.Pool(args.num_workers) if args.num_workers > 1 else None
+    try:
+        results = pool.imap(_label_row, jobs) if pool else map(_label_row, jobs)  # both keep the order
+        for row, (label, error) in zip(rows, progress(results, total=len(jobs), desc="camera motion")):
+            row["cmotion"] = label
+            if error:
+                logger.error("%s: %s", row["path"], error)
+    finally:
+        if pool:
+            pool.terminate()
+    with atomic_open(output, "w") as f:
+        fieldnames = fields + ["cmotion"] * ("cmotion" not in fields)
+        writer = csv.DictWriter(f, fieldnames=fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    counts = Counter(row["cmotion"] for row in rows)
+    failed = counts.pop("", 0)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    logger.info("camera motion: %d videos, %d labelled (%s), %d failed; wrote %s",
+                len(rows), len(rows) - failed, summary, failed, output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""The captioning pipeline end to end: archives and CSVs in, one record per clip out.
+
+Covers hostile and broken archive members, corrupt videos, rows without videos and videos
+without rows, kill -9 and resume, two ranks under torchrun, --retry_failed, config errors and
+datautil's set operations. Stages: camera_motion and video_caption with the demo model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from lavis.pipeline.__main__ import main
+from lavis.pipeline.outputs import read_table
+from tests.conftest import ROOT, subprocess_env
+from tests.videos import write_video
+
+CONFIG = ROOT / "lavis" / "projects" / "pipeline" / "demo.yaml"
+FAST = ["pipeline.stages.1.num_beams=1", "pipeline.stages.1.n_frames=8"]
+
+
+def add_bytes(archive: tarfile.TarFile, name: str, data: bytes, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, len(data) if kind == tarfile.REGTYPE else 0
+    archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory) -> Path:
+    """Three archives: two plain ones (one with a corrupt clip and a clip without a CSV row) and
+    one with hostile members; a dataset CSV with one row whose clip is nowhere."""
+    root = tmp_path_factory.mktemp("archives")
+    clips = {}
+    for i in range(6):
+        path = write_video(root / f"c{i}.mp4", num_frames=12, fps=10, size=(64, 48))
+        clips[f"vid{i}"] = path.read_bytes()
+    folder = root / "tars"
+    folder.mkdir()
+    with tarfile.open(folder / "part_a.tar.gz", "w:gz") as tar:
+        for i in range(3):
+            add_bytes(tar, f"clips/vid{i} ({i}.5-{i + 2}.25).mp4", clips[f"vid{i}"])
+    with tarfile.open(folder / "part_b.tar.gz", "w:gz") as tar:
+        add_bytes(tar, "vid3 (0-1.2).mp4", clips["vid3"])
+        add_bytes(tar, "vid4 (0.004-1.0).mp4", clips["vid4"])  # within the tolerance of 0.0
+        add_bytes(tar, "broken (0-1).mp4", b"\x00\x01 not an mp4" * 50)
+        add_bytes(tar, "stray (0-1).mp4", clips["vid0"])  # no CSV row
+    with tarfile.open(folder / "part_c.tar.gz", "w:gz") as tar:
+        add_bytes(tar, "/etc/vid5 (0-1).mp4", clips["vid5"])
+        add_bytes(tar, "../vid5 (0-1).mp4", clips["vid5"])
+        add_bytes(tar, "vid5 link (0-1).mp4", b"", tarfile.SYMTYPE, "/etc/passwd")
+        add_bytes(tar, "dev (0-1).mp4", b"", tarfile.CHRTYPE)
+        add_bytes(tar, "vid5 (0-1).mp4", clips["vid5"])
+    rows = [{"video_id": f"vid{i}", "start": f"{i}.5", "end": f"{i + 2}.25", "duration": "1.75"} for i in range(3)]
+    rows += [{"video_id": "vid3", "start": "0", "end": "1.2", "duration": "1.2"},
+             {"video_id": "vid4", "start": "0.0", "end": "1.0", "duration": "1"},
+             {"video_id": "broken", "start": "0", "end": "1", "duration": "1"},
+             {"video_id": "vid5", "start": "0", "end": "1", "duration": "1"},
+             {"video_id": "ghost", "start": "0", "end": "1", "duration": "1"}]
+    write_csv(root / "clips.csv", rows)
+    return root
+
+
+def run_cli(args: list[str], timeout: int = 300, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lavis.pipeline", *args], cwd=ROOT, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def test_archives_bad_members_corrupt_clips_and_missing_rows(archives, tmp_path):
+    out = tmp_path / "meta.csv"
+    status = main(["--config", str(CONFIG), "--dataset_csv", str(archives / "clips.csv"), "--tar_folder",
+                   str(archives / "tars"), "--output_csv", str(out), "--num_workers", "2", "--batch_size", "2",
+                   "--options", *FAST])
+    assert status == 1  # a corrupt clip and a row without a video
+    rows = read_table(out)
+    assert [r["video_id"] for r in rows] == ["vid0", "vid1", "vid2", "vid3", "vid4", "broken", "vid5"]
+    by_video = {r["video_id"]: r for r in rows}
+    assert "not a readable video" in json.loads(by_video["broken"]["errors"])["decode"]
+    for vid in ("vid0", "vid1", "vid2", "vid3", "vid4", "vid5"):
+        assert by_video[vid]["caption"] and not by_video[vid]["errors"], by_video[vid]
+        assert by_video[vid]["camera_motion"] in ("static", "unclassified") or "_" in by_video[vid]["camera_motion"]
+    assert by_video["vid1"]["start"] == "1.5" and by_video["vid1"]["duration"] == "1.75"  # CSV columns kept
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["missing"] == ["ghost (0.000-1.000)"]
+    assert report["unmatched_members"] == ["stray (0-1).mp4"]
+    reasons = {r["member"]: r["reason"] for r in report["refused_members"]}
+    assert set(reasons) == {"/etc/vid5 (0-1).mp4", "../vid5 (0-1).mp4", "vid5 link (0-1).mp4", "dev (0-1).mp4"}
+    assert "absolute" in reasons["/etc/vid5 (0-1).mp4"] and "escapes" in reasons["../vid5 (0-1).mp4"]
+    assert reasons["vid5 link (0-1).mp4"] == "link" and "device" in reasons["dev (0-1).mp4"]
+    jsonl = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    assert [r["id"] for r in jsonl] == [r["id"] for r in rows]
+
+    # a rerun finds every shard done and writes the same rows
+    again = tmp_path / "again.csv"
+    shutil.copytree(f"{out}.work", f"{again}.work")
+    assert main(["--config", str(CONFIG), "--dataset_csv", str(archives / "clips.csv"), "--tar_folder",
+                 str(archives / "tars"), "--output_csv", str(again), "--options", *FAST]) == 1
+    assert again.read_text() == out.read_text()
+    assert json.loads(again.with_suffix(".report.json").read_text())["this_run"]["shards_skipped"] == 3
+
+    # two ranks under torchrun: the same rows
+    two = tmp_path / "two.csv"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "lavis.pipeline", "--config", str(CONFIG), "--dataset_csv", str(archives / "clips.csv"),
+                           "--tar_folder", str(archives / "tars"), "--output_csv", str(two), "--num_workers", "0",
+                           "--options", *FAST], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert two.read_text() == out.read_text()
+
+
+def copies(folder: Path, count: int) -> Path:
+    """A path CSV of ``count`` distinct files (copies of the demo videos)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    demo = sorted((ROOT / "lavis" / "demo" / "videos").glob("*.mp4"))
+    for i in range(count):
+        shutil.copy(demo[i % len(demo)], folder / f"clip{i:03d}.mp4")
+    return write_csv(folder / "paths.csv", [{"path": f"clip{i:03d}.mp4"} for i in range(count)])
+
+
+def test_kill_and_resume_processes_every_row_exactly_once(tmp_path):
+    paths = copies(tmp_path / "videos", 24)
+    out = tmp_path / "meta.csv"
+    args = ["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--batch_size", "2",
+            "--num_workers", "1", "--options", *FAST, "pipeline.rows_per_shard=8"]
+    proc = subprocess.Popen([sys.executable, "-m", "lavis.pipeline", *args], cwd=ROOT, env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = Path(f"{out}.work") / "shards"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once the second shard has started
+        if (shards / "rows_000001.jsonl").is_file() and (shards / "rows_000001.jsonl").stat().st_size > 0:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and (shards / "rows_000000.done.json").is_file()
+    assert not (shards / "rows_000002.done.json").exists()
+    with open(shards / "rows_000001.jsonl", "a") as f:
+        f.write('{"id": "clip')  # a record torn by the kill
+    resumed = run_cli(args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = read_table(out)
+    assert [r["id"] for r in rows] == [f"clip{i:03d}.mp4" for i in range(24)]
+    assert all(r["caption"] for r in rows)
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["this_run"]["shards_skipped"] == 1 and report["this_run"]["skipped"] >= 1
+    assert report["this_run"]["done"] + report["this_run"]["skipped"] == 16
+
+
+def test_retry_failed_and_config_errors(tmp_path):
+    paths = copies(tmp_path / "videos", 3)
+    good = (tmp_path / "videos" / "clip001.mp4").read_bytes()
+    (tmp_path / "videos" / "clip001.mp4").write_bytes(b"broken")
+    out = tmp_path / "meta.csv"
+    args = ["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0", "--options", *FAST]
+    assert main(args) == 1
+    (tmp_path / "videos" / "clip001.mp4").write_bytes(good)
+    assert main(args) == 1  # without --retry_failed the failure stands
+    assert main([*args[:-3], "--retry_failed", *args[-3:]]) == 0
+    assert all(r["caption"] and not r.get("errors") for r in read_table(out))
+
+    changed = main(["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--options",
+                    "pipeline.stages.1.num_beams=2"])
+    assert changed == 2  # another config into the same work folder is refused
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline:\n  stages:\n    - {name: camera_motion, treshold: 0.3}\n")
+    proc = run_cli(["--config", str(bad), "--csv", str(paths), "--output_csv", str(tmp_path / "x.csv")])
+    assert proc.returncode == 2 and "did you mean" in proc.stderr and "threshold" in proc.stderr
+
+
+def test_datautil_merges_by_id_and_deduplicates(tmp_path):
+    a = write_csv(tmp_path / "a.csv", [{"id": "x", "caption": "a cat"}, {"id": "y", "caption": "a dog"},
+                                       {"id": "x", "caption": "a cat, again"}])
+    b = tmp_path / "b.jsonl"
+    b.write_text('{"id": "y", "camera_motion": "pan_left"}\n{"id": "z", "camera_motion": "static"}\n')
+    script = [sys.executable, "scripts/pipeline/datautil.py"]
+    for op, expected in (("merge", [{"id": "x", "caption": "a cat, again"},
+                                    {"id": "y", "caption": "a dog", "camera_motion": "pan_left"},
+                                    {"id": "z", "camera_motion": "static"}]),
+                         ("difference", [{"id": "x", "caption": "a cat, again"}]),
+                         ("intersection", [{"id": "y", "caption": "a dog"}])):
+        out = tmp_path / f"{op}.jsonl"
+        proc = subprocess.run([*script, op, str(a), str(b), "--output", str(out)], cwd=ROOT, env=subprocess_env(),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert [json.loads(line) for line in out.read_text().splitlines()] == expected
+    no_id = write_csv(tmp_path / "no_id.csv", [{"path": "v.mp4"}])
+    proc = subprocess.run([*script, "merge", str(no_id), "--output", str(tmp_path / "m.csv")], cwd=ROOT,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no 'id'" in proc.stderr
