@@ -186,22 +186,26 @@ def test_retry_failed_and_config_errors(tmp_path):
 
 
 def test_datautil_merges_by_id_and_deduplicates(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("datautil", ROOT / "scripts" / "pipeline" / "datautil.py")
+    datautil = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(datautil)
     a = write_csv(tmp_path / "a.csv", [{"id": "x", "caption": "a cat"}, {"id": "y", "caption": "a dog"},
                                        {"id": "x", "caption": "a cat, again"}])
     b = tmp_path / "b.jsonl"
     b.write_text('{"id": "y", "camera_motion": "pan_left"}\n{"id": "z", "camera_motion": "static"}\n')
-    script = [sys.executable, "scripts/pipeline/datautil.py"]
     for op, expected in (("merge", [{"id": "x", "caption": "a cat, again"},
                                     {"id": "y", "caption": "a dog", "camera_motion": "pan_left"},
                                     {"id": "z", "camera_motion": "static"}]),
                          ("difference", [{"id": "x", "caption": "a cat, again"}]),
                          ("intersection", [{"id": "y", "caption": "a dog"}])):
         out = tmp_path / f"{op}.jsonl"
-        proc = subprocess.run([*script, op, str(a), str(b), "--output", str(out)], cwd=ROOT, env=subprocess_env(),
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
+        assert datautil.main([op, str(a), str(b), "--output", str(out)]) == 0
         assert [json.loads(line) for line in out.read_text().splitlines()] == expected
+    assert datautil.main(["merge", str(a), str(b), "--output", str(tmp_path / "m.csv")]) == 0
+    assert read_table(tmp_path / "m.csv")[1] == {"id": "y", "caption": "a dog", "camera_motion": "pan_left"}
     no_id = write_csv(tmp_path / "no_id.csv", [{"path": "v.mp4"}])
-    proc = subprocess.run([*script, "merge", str(no_id), "--output", str(tmp_path / "m.csv")], cwd=ROOT,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "scripts/pipeline/datautil.py", "merge", str(no_id), "--output",
+                           str(tmp_path / "m.csv")], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no 'id'" in proc.stderr

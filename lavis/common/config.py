@@ -322,8 +322,7 @@ def check_file(path: str | os.PathLike[str]) -> None:
         load_config(path)
         return
     if "pipeline" in cfg:
-        from lavis.pipeline import stages  # noqa: F401  (registration; the pipeline builds on this module)
-        from lavis.pipeline.config import load_pipeline_config
+        from lavis.pipeline.config import load_pipeline_config  # the pipeline builds on this module
 
         load_pipeline_config(path)
         return

@@ -25,7 +25,6 @@ from lavis.common.log import setup_logging
 from lavis.common.schema import ConfigError
 from lavis.inference.loading import LoadError
 from lavis.inference.records import is_failure
-from lavis.pipeline import stages  # noqa: F401  (registration)
 from lavis.pipeline.config import load_pipeline_config
 from lavis.pipeline.job import PipelineJob
 from lavis.pipeline.outputs import write_outputs

@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lavis.common.config import load_yaml
 from lavis.common.schema import ConfigError, convert
+from lavis.pipeline.stages import register_stages
 from lavis.pipeline.stages.base import STAGE_SPEC
 
 
@@ -47,6 +48,7 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -> PipelineConfig:
+    register_stages()
     cfg = load_yaml(Path(path))
     for option in overrides or []:  # key=value; list items by index: pipeline.stages.1.num_beams=3
         key, sep, value = option.partition("=")

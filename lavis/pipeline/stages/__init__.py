@@ -1,6 +1,19 @@
-"""Registered pipeline stages (``registry.get("stage", name)``)."""
+"""Registered pipeline stages (``registry.get("stage", name)``).
 
-from lavis.pipeline.stages import camera_motion, video_caption  # noqa: F401  (registration)
+The stage modules are imported by ``register_stages()`` (the pipeline config calls it), not on
+import of this package, so ``python -m lavis.pipeline.stages.camera_motion`` runs its module once.
+"""
+
+import importlib
+
 from lavis.pipeline.stages.base import Clip, Stage, build_stage
 
-__all__ = ["Clip", "Stage", "build_stage"]
+STAGE_MODULES = ("camera_motion", "video_caption")
+
+
+def register_stages() -> None:
+    for module in STAGE_MODULES:
+        importlib.import_module(f"lavis.pipeline.stages.{module}")
+
+
+__all__ = ["Clip", "Stage", "build_stage", "register_stages"]

@@ -15,7 +15,8 @@ Accumulated motion: per-pair motions are divided by ``stride`` (per-frame speed)
 the reliable pairs and multiplied by ``span``, the clip's number of frame intervals
 (``num_frames - 1``). ``camera_pan`` is the camera's horizontal displacement over the clip as a
 fraction of ``min(height, width)`` (> 0: right), ``camera_tilt`` the vertical one (> 0: up),
-``camera_zoom`` the total scale factor ``prod(1 + s)`` (> 1: in).
+``camera_zoom`` the total scale factor ``prod(1 + s)`` (> 1: in; accumulated the same way, in log
+scale). Pixels are measured on the downscaled frames; as fractions they equal full-size ones.
 
 Threshold (default 0.2, like Open-Sora's ``--threshold``): a pan (tilt) is reported when
 ``|camera_pan| >= threshold`` (``|camera_tilt|``), i.e. the camera moved at least
@@ -27,6 +28,10 @@ as ``pan_*+tilt_*+zoom_*`` in that order; ``static`` when none passes.
 is inconsistent: its gross motion (the sum of absolute per-pair moves, accumulated as above)
 passes the threshold but its net motion is less than half the gross one, i.e. over a quarter of
 the movement goes against the rest (shaking, or a pan that reverses).
+
+CLI (like Open-Sora's tool): ``python -m lavis.pipeline.stages.camera_motion meta.csv
+[--threshold 0.2] [--num_workers N] [--output PATH]`` adds a ``cmotion`` column (empty where the
+video cannot be read) and writes ``meta_cmotion.csv`` beside ``meta.csv``.
 """
 
 from __future__ import annotations
