@@ -177,6 +177,7 @@ class PipelineJob:
                 if "error" in result:
                     errors[clip.id][stage.name] = str(result.pop("error"))
                 outputs[clip.id].update(result)
+                clip.fields.update(result)  # later stages may build on it
         records = []
         for item in batch:
             if isinstance(item, Clip):

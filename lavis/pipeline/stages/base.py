@@ -34,6 +34,7 @@ class Clip:
     frame_times: dict[str, list[float]] = field(default_factory=dict)  # stage name -> seconds
     audio: np.ndarray | None = None  # mono float32 in [-1, 1], when a stage asked for audio
     sample_rate: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # earlier stages' outputs (tagging reads captions)
 
 
 class Stage:

@@ -1,0 +1,81 @@
+"""The tagging stage: answers parsed into lists; a tiny random LLM through the real loading path."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig
+
+from lavis.pipeline.__main__ import main
+from lavis.pipeline.outputs import read_table
+from lavis.pipeline.stages.tagging import TaggingStage, main as tagging_main, parse_list
+from tests.conftest import ROOT
+from tests.tiny_models import make_tokenizer
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("car, Person, traffic light.", ["car", "person", "traffic light"]),
+    ('Sure: ["dog", "ball", "dog"] is the list', ["dog", "ball"]),
+    ("1. running\n2. jumping; waving\n\nNote: nothing else", ["running", "jumping", "waving"]),
+    ("- a red star\n* a circle", ["a red star", "a circle"]),
+    ("   ", []),
+])
+def test_answers_become_clean_lists(answer, expected):
+    assert parse_list(answer) == expected
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("llm")
+    make_tokenizer(folder, "llama")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return folder
+
+
+def test_prompts_carry_the_caption_and_batches_match_single_runs(tiny_llm):
+    stage = TaggingStage(str(tiny_llm), keys=["objects", "actions"], max_new_tokens=6)
+    stage.setup(torch.device("cpu"))
+    assert "a red circle moves left" in stage.prompt("objects", "a red circle moves left")
+    captions = ["a red circle moves left", "the dog is playing with a ball on stage"]
+    together = stage.tag(captions)
+    assert together == [stage.tag([c])[0] for c in captions]  # left padding: batch-mates change nothing
+    assert all(set(t) == {"objects", "actions"} and all(isinstance(v, list) for v in t.values()) for t in together)
+    with pytest.raises(ValueError, match="must contain"):
+        TaggingStage(str(tiny_llm), keys=["objects"], prompts={"objects": "no placeholder"})
+
+
+def test_in_the_pipeline_after_captions_and_alone_on_a_csv(tiny_llm, tmp_path):
+    videos = sorted((ROOT / "lavis" / "demo" / "videos").glob("*.mp4"))[:2]
+    paths = tmp_path / "paths.csv"
+    paths.write_text("path\n" + "\n".join(str(v) for v in videos) + "\n")
+    config = tmp_path / "p.yaml"
+    config.write_text(
+        "pipeline:\n  stages:\n"
+        "    - {name: video_caption, checkpoint: demo, num_beams: 1, max_length: 12, min_length: 3}\n"
+        f"    - {{name: tagging, path: '{tiny_llm}', max_new_tokens: 5}}\n"
+    )
+    out = tmp_path / "meta.csv"
+    assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0"]) == 0
+    rows = read_table(out.with_suffix(".jsonl"))
+    assert all(r["caption"] and isinstance(r["objects"], list) and isinstance(r["actions"], list) for r in rows)
+
+    alone = tmp_path / "alone.yaml"
+    alone.write_text(f"pipeline:\n  stages:\n    - {{name: tagging, path: '{tiny_llm}'}}\n")
+    assert main(["--config", str(alone), "--csv", str(paths), "--output_csv", str(tmp_path / "x.csv"), "--num_workers", "0"]) == 1
+    assert all("run a caption stage" in r["errors"]["tagging"] for r in read_table(tmp_path / "x.jsonl"))
+
+    meta = tmp_path / "meta_in.csv"
+    with open(meta, "w", newline="") as f:
+        csv.writer(f).writerows([["id", "caption"], ["a", "a red circle moves left"], ["b", ""]])
+    assert tagging_main([str(meta), "--model", str(tiny_llm), "--key", "objects", "--output_prefix", str(tmp_path / "meta")]) == 0
+    tagged = list(csv.DictReader(open(tmp_path / "meta_objects.csv")))
+    assert [r["id"] for r in tagged] == ["a", "b"] and isinstance(json.loads(tagged[0]["objects"]), list)
+    assert tagged[1]["objects"] == ""
+    assert tagging_main([str(meta), "--model", str(tmp_path / "none"), "--key", "objects"]) == 2
