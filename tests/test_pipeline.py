@@ -209,3 +209,28 @@ def test_datautil_merges_by_id_and_deduplicates(tmp_path):
     proc = subprocess.run([sys.executable, "scripts/pipeline/datautil.py", "merge", str(no_id), "--output",
                            str(tmp_path / "m.csv")], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no 'id'" in proc.stderr
+
+
+def test_video_caption_with_a_transformers_vlm(tmp_path):
+    """A tiny random LLaVA through AutoModelForImageTextToText, frames as images (no torchvision
+    here for video processors); left padding keeps a clip's caption independent of its batch."""
+    from tests.tiny_models import make_tiny_llava
+
+    vlm = make_tiny_llava(tmp_path / "llava")
+    paths = copies(tmp_path / "videos", 3)
+    config = tmp_path / "vlm.yaml"
+    config.write_text(
+        "pipeline:\n  stages:\n"
+        f"    - {{name: video_caption, backend: hf, path: '{vlm}', input_mode: images, n_frames: 3,\n"
+        "       prompt: Describe this video., max_new_tokens: 6, num_beams: 1}\n"
+    )
+    captions = {}
+    for batch in ("1", "3"):
+        out = tmp_path / f"b{batch}.csv"
+        assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0",
+                     "--batch_size", batch]) == 0
+        captions[batch] = [r["caption"] for r in read_table(out)]
+    assert captions["1"] == captions["3"] and all(isinstance(c, str) for c in captions["1"])
+    missing = main(["--config", str(config), "--csv", str(paths), "--output_csv", str(tmp_path / "m.csv"),
+                    "--options", f"pipeline.stages.0.path={tmp_path / 'none'}"])
+    assert missing == 2
