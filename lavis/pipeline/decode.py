@@ -71,16 +71,30 @@ def _decode(work: Work, name: str) -> Clip:
 
 
 def read_audio(source: str | bytes, name: str, rate: int = AUDIO_RATE) -> tuple[np.ndarray | None, int]:
-    """The first audio stream as mono float32 at ``rate`` Hz, or ``(None, rate)`` without one."""
+    """The first audio stream as mono float32 at ``rate`` Hz, aligned so that sample 0 is the
+    first video frame's time (an audio stream starting later is padded with silence, an earlier
+    one trimmed); ``(None, rate)`` without an audio stream."""
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
             if not container.streams.audio:
                 return None, rate
+            audio = container.streams.audio[0]
+            lead = _start_seconds(audio) - (_start_seconds(container.streams.video[0]) if container.streams.video else 0.0)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             chunks = []
-            for frame in container.decode(container.streams.audio[0]):
+            for frame in container.decode(audio):
                 chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     except av.error.FFmpegError as err:
         raise VideoDecodeError(name, f"audio could not be decoded: {err}") from err
-    return (np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)), rate
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    shift = round(lead * rate)
+    if shift > 0:
+        samples = np.concatenate([np.zeros(shift, np.float32), samples])
+    elif shift < 0:
+        samples = samples[-shift:]
+    return samples, rate
+
+
+def _start_seconds(stream) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
