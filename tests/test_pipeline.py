@@ -234,3 +234,10 @@ def test_video_caption_with_a_transformers_vlm(tmp_path):
     missing = main(["--config", str(config), "--csv", str(paths), "--output_csv", str(tmp_path / "m.csv"),
                     "--options", f"pipeline.stages.0.path={tmp_path / 'none'}"])
     assert missing == 2
+
+    # the same model describing each clip's middle frame
+    image = tmp_path / "image.yaml"
+    image.write_text(f"pipeline:\n  stages:\n    - {{name: image_caption, path: '{vlm}', max_new_tokens: 4}}\n")
+    out = tmp_path / "image.csv"
+    assert main(["--config", str(image), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0"]) == 0
+    assert all(isinstance(r["image_caption"], str) for r in read_table(out.with_suffix(".jsonl")))
