@@ -241,3 +241,27 @@ def test_video_caption_with_a_transformers_vlm(tmp_path):
     out = tmp_path / "image.csv"
     assert main(["--config", str(image), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0"]) == 0
     assert all(isinstance(r["image_caption"], str) for r in read_table(out.with_suffix(".jsonl")))
+
+
+def test_audio_caption_with_and_without_an_audio_stream(tmp_path):
+    """A tiny random Qwen2-Audio through the auto classes; a clip without audio is not an error."""
+    from tests.tiny_models import make_tiny_qwen2_audio
+
+    model = make_tiny_qwen2_audio(tmp_path / "qwen2_audio")
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(3):
+        write_video(folder / f"a{i}.mp4", num_frames=10, fps=10, audio=i != 1)
+    paths = write_csv(folder / "paths.csv", [{"path": f"a{i}.mp4"} for i in range(3)])
+    config = tmp_path / "audio.yaml"
+    config.write_text(f"pipeline:\n  stages:\n    - {{name: audio_caption, path: '{model}', max_new_tokens: 5}}\n")
+    captions = {}
+    for batch in ("1", "3"):
+        out = tmp_path / f"b{batch}.jsonl"
+        assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(out.with_suffix(".csv")),
+                     "--num_workers", "0", "--batch_size", batch]) == 0
+        rows = read_table(out)
+        assert [r["has_audio"] for r in rows] == [True, False, True]
+        assert rows[1]["audio_caption"] is None and isinstance(rows[0]["audio_caption"], str)
+        captions[batch] = [r["audio_caption"] for r in rows]
+    assert captions["1"] == captions["3"]  # left padding: batch-mates change nothing
