@@ -265,3 +265,35 @@ def test_audio_caption_with_and_without_an_audio_stream(tmp_path):
         assert rows[1]["audio_caption"] is None and isinstance(rows[0]["audio_caption"], str)
         captions[batch] = [r["audio_caption"] for r in rows]
     assert captions["1"] == captions["3"]  # left padding: batch-mates change nothing
+
+
+def test_object_detection_on_key_frames(tmp_path):
+    """A tiny random Grounding DINO through the auto classes: per key frame, boxes inside the frame
+    with a label from the prompt; the clip's own tags win over the configured labels."""
+    from lavis.pipeline.stages.object_detection import ObjectDetectionStage, grounding_prompt
+    from tests.tiny_models import make_tiny_grounding_dino
+
+    detector = make_tiny_grounding_dino(tmp_path / "gdino")
+    paths = copies(tmp_path / "videos", 2)
+    config = tmp_path / "det.yaml"
+    config.write_text(
+        "pipeline:\n  stages:\n"
+        f"    - {{name: object_detection, path: '{detector}', labels: [red circle, dog], num_frames: 2,\n"
+        "       box_threshold: 0.0, text_threshold: 0.0}\n"
+    )
+    out = tmp_path / "det.csv"
+    assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0"]) == 0
+    for row in read_table(out.with_suffix(".jsonl")):
+        frames = row["detections"]
+        assert len(frames) == 2 and frames[0]["time"] < frames[1]["time"]
+        for frame in frames:
+            assert frame["boxes"] and len(frame["boxes"]) == len(frame["labels"]) == len(frame["scores"])
+            assert all(0 <= x0 <= x1 <= 128 and 0 <= y0 <= y1 <= 128 for x0, y0, x1, y1 in frame["boxes"])  # 128 px clips
+            assert all(any(word in label for word in ("red", "circle", "dog")) for label in frame["labels"] if label)
+
+    assert grounding_prompt(["Red Circle", "dog.", " "]) == "red circle. dog."
+    stage = ObjectDetectionStage(labels=["dog"])
+    from lavis.pipeline.stages.base import Clip
+    clip = Clip("c", "c", None, None, info=None, fields={"objects": ["cat", "ball"]})
+    assert stage.clip_labels(clip) == ["cat", "ball"]
+    assert ObjectDetectionStage(labels=[]).process([Clip("d", "d", None, None, info=None)])[0]["error"].startswith("no labels")

@@ -142,3 +142,36 @@ def make_tiny_qwen2_audio(folder: Path) -> Path:
     AutoModelForSeq2SeqLM.from_config(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def make_tiny_grounding_dino(folder: Path) -> Path:
+    """A tiny random Grounding DINO (Swin + BERT) with its processor (PIL image processor)."""
+    import torch
+    from transformers import (
+        AutoModelForZeroShotObjectDetection, BertConfig, GroundingDinoConfig, GroundingDinoImageProcessorPil,
+        GroundingDinoProcessor, SwinConfig,
+    )
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {t: i for i, t in enumerate(specials + WORDS + ["."])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
+                                        unk_token="[UNK]", mask_token="[MASK]")
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}), tokenizer=tokenizer)
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                                   window_size=4, out_features=["stage2", "stage3", "stage4"]),
+        text_config=BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=64),
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_attention_heads=2,
+        decoder_attention_heads=2, num_queries=20, num_feature_levels=4, encoder_n_points=2, decoder_n_points=2,
+        max_text_len=32,
+    )
+    torch.manual_seed(0)
+    AutoModelForZeroShotObjectDetection.from_config(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -8,7 +8,10 @@ import importlib
 
 from lavis.pipeline.stages.base import Clip, Stage, build_stage
 
-STAGE_MODULES = ("api_caption", "audio_caption", "av_sync", "camera_motion", "image_caption", "tagging", "video_caption")
+STAGE_MODULES = (
+    "api_caption", "audio_caption", "av_sync", "camera_motion", "image_caption", "object_detection", "tagging",
+    "video_caption",
+)
 
 
 def register_stages() -> None:

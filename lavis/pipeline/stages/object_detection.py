@@ -1,0 +1,82 @@
+"""``object_detection``: open-vocabulary boxes on key frames with Grounding DINO.
+
+``AutoModelForZeroShotObjectDetection`` and its processor from a local folder
+(``IDEA-Research/grounding-dino-base`` by default), prompted with the clip's own tags (the field
+``labels_from``, e.g. ``objects`` from the ``tagging`` stage) or else a configured label list,
+as Grounding DINO expects: ``"a car. a person."``. Per key frame: its time, and the labels,
+scores and ``[x0, y0, x1, y1]`` pixel boxes above ``box_threshold`` / ``text_threshold``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from lavis.common.registry import registry
+from lavis.datasets.video import VideoInfo, fit_within
+from lavis.models.image_embedders import require_model_dir
+from lavis.pipeline.stages.base import Clip, Stage, uniform_indices
+
+
+def grounding_prompt(labels: list[str]) -> str:
+    """Grounding DINO's text format: lower-case phrases, each ended by a period."""
+    return " ".join(f"{label.strip().lower().rstrip('.')}." for label in labels if label.strip())
+
+
+@registry.register("stage", "object_detection")
+class ObjectDetectionStage(Stage):
+    name = "object_detection"
+
+    def __init__(self, path: str | None = None, labels: list[str] | None = None, labels_from: str | None = "objects",
+                 num_frames: int = 1, box_threshold: float = 0.35, text_threshold: float = 0.25,
+                 max_side: int | None = 800, output_key: str = "detections") -> None:
+        """``labels_from``: an earlier stage's list field to prompt with (falls back to ``labels``)."""
+        self.path, self.labels, self.labels_from = path, list(labels or []), labels_from
+        self.num_frames, self.max_side, self.output_key = num_frames, max_side, output_key
+        self.box_threshold, self.text_threshold = box_threshold, text_threshold
+
+    def select_frames(self, info: VideoInfo) -> list[int]:
+        return uniform_indices(info, self.num_frames)
+
+    def setup(self, device: torch.device) -> None:
+        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+        folder = require_model_dir(self.path, "object_detection.path", "IDEA-Research/grounding-dino-base")
+        self.processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(folder, local_files_only=True).to(device).eval()
+        self.device = device
+
+    def clip_labels(self, clip: Clip) -> list[str]:
+        tags = clip.fields.get(self.labels_from) if self.labels_from else None
+        return [str(t) for t in tags] if isinstance(tags, list) and tags else self.labels
+
+    @torch.no_grad()
+    def detect(self, frames: list[np.ndarray], prompt: str) -> list[dict[str, list]]:
+        """Boxes in the given frames' own pixel coordinates."""
+        small = [fit_within(f, self.max_side) for f in frames]
+        inputs = self.processor(images=small, text=[prompt] * len(small), return_tensors="pt", padding=True).to(self.device)
+        outputs = self.model(**inputs)
+        results = self.processor.post_process_grounded_object_detection(
+            outputs, inputs["input_ids"], threshold=self.box_threshold, text_threshold=self.text_threshold,
+            target_sizes=[f.shape[:2] for f in frames],
+        )
+        return [{
+            "labels": list(r.get("text_labels", r["labels"])),
+            "scores": [round(float(s), 4) for s in r["scores"]],
+            "boxes": [[round(float(v), 1) for v in box] for box in r["boxes"]],
+        } for r in results]
+
+    def process(self, clips: list[Clip]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for clip in clips:
+            labels = self.clip_labels(clip)
+            if not labels:
+                out.append({"error": f"no labels to look for: set 'labels' or run a stage that writes '{self.labels_from}'"})
+                continue
+            frames = list(clip.frames[self.name])
+            found = self.detect(frames, grounding_prompt(labels))
+            times = clip.frame_times[self.name]
+            out.append({self.output_key: [{"time": round(t, 3), **d} for t, d in zip(times, found)]})
+        return out
