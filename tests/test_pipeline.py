@@ -19,6 +19,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lavis.pipeline.__main__ import main
@@ -270,8 +271,8 @@ def test_audio_caption_with_and_without_an_audio_stream(tmp_path):
 def test_object_detection_on_key_frames(tmp_path):
     """A tiny random Grounding DINO through the auto classes: per key frame, boxes inside the frame
     with a label from the prompt; the clip's own tags win over the configured labels."""
-    from lavis.pipeline.stages.object_detection import ObjectDetectionStage, grounding_prompt
-    from tests.tiny_models import make_tiny_grounding_dino
+    from lavis.pipeline.stages.object_detection import ObjectDetectionStage, grounding_prompt, mask_to_rle
+    from tests.tiny_models import make_tiny_grounding_dino, make_tiny_sam
 
     detector = make_tiny_grounding_dino(tmp_path / "gdino")
     paths = copies(tmp_path / "videos", 2)
@@ -290,6 +291,20 @@ def test_object_detection_on_key_frames(tmp_path):
             assert frame["boxes"] and len(frame["boxes"]) == len(frame["labels"]) == len(frame["scores"])
             assert all(0 <= x0 <= x1 <= 128 and 0 <= y0 <= y1 <= 128 for x0, y0, x1, y1 in frame["boxes"])  # 128 px clips
             assert all(any(word in label for word in ("red", "circle", "dog")) for label in frame["labels"] if label)
+
+    # boxes refined to masks by a tiny random SAM: one RLE per box, decoding to the reported area
+    sam = make_tiny_sam(tmp_path / "sam")
+    masked = tmp_path / "masked.csv"
+    assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(masked), "--num_workers", "0",
+                 "--options", f"pipeline.stages.0.sam_path={sam}"]) == 0
+    frame = read_table(masked.with_suffix(".jsonl"))[0]["detections"][0]
+    assert len(frame["masks"]) == len(frame["boxes"]) == len(frame["mask_areas"])
+    for rle, area in zip(frame["masks"], frame["mask_areas"]):
+        assert rle["size"] == [128, 128] and sum(rle["counts"]) == 128 * 128 and sum(rle["counts"][1::2]) == area
+    square = np.zeros((4, 5), bool)
+    square[1:3, 2:4] = True
+    assert mask_to_rle(square) == {"size": [4, 5], "counts": [9, 2, 2, 2, 5]}
+    assert mask_to_rle(np.ones((2, 2), bool))["counts"] == [0, 4]
 
     assert grounding_prompt(["Red Circle", "dog.", " "]) == "red circle. dog."
     stage = ObjectDetectionStage(labels=["dog"])

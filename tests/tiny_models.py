@@ -175,3 +175,28 @@ def make_tiny_grounding_dino(folder: Path) -> Path:
     AutoModelForZeroShotObjectDetection.from_config(config).save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def make_tiny_sam(folder: Path) -> Path:
+    """A tiny random SAM with its (PIL) processor, 64 px input."""
+    import torch
+    from transformers import (
+        SamConfig, SamImageProcessorPil, SamMaskDecoderConfig, SamModel, SamProcessor, SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+
+    processor = SamProcessor(image_processor=SamImageProcessorPil(
+        size={"longest_edge": 64}, pad_size={"height": 64, "width": 64}, mask_size={"longest_edge": 16},
+        mask_pad_size={"height": 16, "width": 16}))
+    config = SamConfig(
+        vision_config=SamVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_dim=64, image_size=64,
+                                      patch_size=16, output_channels=16, window_size=2, global_attn_indexes=[0],
+                                      num_pos_feats=8),
+        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=SamMaskDecoderConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_dim=32,
+                                                 iou_head_hidden_dim=16),
+    )
+    torch.manual_seed(0)
+    SamModel(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
