@@ -312,3 +312,41 @@ def test_object_detection_on_key_frames(tmp_path):
     clip = Clip("c", "c", None, None, info=None, fields={"objects": ["cat", "ball"]})
     assert stage.clip_labels(clip) == ["cat", "ball"]
     assert ObjectDetectionStage(labels=[]).process([Clip("d", "d", None, None, info=None)])[0]["error"].startswith("no labels")
+
+
+def test_pllava_checkpoint_through_the_llava_classes(tmp_path):
+    """A PLLaVA-format folder (model_type pllava, pooling_shape) loads through LLaVA's classes; the
+    pooling projector turns 4 frames of 2x2 patches into 2 tokens, and batching changes nothing."""
+    import torch
+
+    from lavis.pipeline.stages.pllava import VideoPoolingProjector
+    from tests.tiny_models import make_tiny_llava
+
+    folder = make_tiny_llava(tmp_path / "pllava")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="pllava", architectures=["PllavaForConditionalGeneration"], pooling_shape=[2, 1, 1],
+                  frame_shape=[2, 2], num_frames=4, use_pooling=True)
+    (folder / "config.json").write_text(json.dumps(config))
+
+    pool = VideoPoolingProjector(torch.nn.Identity(), num_frames=4, frame_shape=(2, 2), pooling_shape=(2, 1, 1))
+    features = torch.arange(2 * 4 * 4 * 3, dtype=torch.float32).view(8, 4, 3)  # 2 videos x 4 frames, 2x2 patches
+    pooled = pool(features)
+    assert pooled.shape == (2, 2, 3)
+    assert torch.allclose(pooled[0, 0], features[:2].reshape(-1, 3).mean(0))  # frames 0-1, all patches
+
+    paths = copies(tmp_path / "videos", 3)
+    yaml_path = tmp_path / "pllava.yaml"
+    yaml_path.write_text(
+        "pipeline:\n  stages:\n"
+        f"    - {{name: video_caption, backend: pllava, path: '{folder}', n_frames: 4, max_new_tokens: 5, num_beams: 1}}\n"
+    )
+    captions = {}
+    for batch in ("1", "3"):
+        out = tmp_path / f"p{batch}.csv"
+        assert main(["--config", str(yaml_path), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0",
+                     "--batch_size", batch]) == 0
+        captions[batch] = [r["caption"] for r in read_table(out.with_suffix(".jsonl"))]
+    assert captions["1"] == captions["3"]
+    wrong = main(["--config", str(yaml_path), "--csv", str(paths), "--output_csv", str(tmp_path / "w.csv"),
+                  "--num_workers", "0", "--options", "pipeline.stages.0.pooling_shape=[2,1]"])
+    assert wrong == 2
