@@ -63,23 +63,30 @@ TINY_LLAMA = dict(model_type="llama", vocab_size=VOCAB, hidden_size=32, intermed
                   bos_token_id=1, eos_token_id=2, pad_token_id=0)
 
 
+def byte_bpe(specials: list[str], extra_text: str, unk: str | None = None) -> Tokenizer:
+    """A small byte-level BPE (any text, no unknowns) whose special tokens stay whole."""
+    from tokenizers import decoders, trainers
+
+    tok = Tokenizer(models.BPE(unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([" ".join(WORDS) + " " + extra_text] * 10, trainer)
+    tok.add_special_tokens(specials)
+    return tok
+
+
 def make_tiny_llava(folder: Path) -> Path:
     """A tiny random LLaVA (CLIP vision tower + LLaMA) with its processor and chat template, saved
     as a transformers folder, loadable with AutoModelForImageTextToText / AutoProcessor."""
     import torch
-    from tokenizers import decoders, trainers
     from transformers import (
         AutoModelForImageTextToText, CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaProcessor,
     )
 
     specials = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([" ".join(WORDS) + " USER ASSISTANT describe this video in detail"] * 10, trainer)
-    tok.add_special_tokens(specials)
+    tok = byte_bpe(specials, "USER ASSISTANT describe this video in detail", unk="<unk>")
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                         unk_token="<unk>", extra_special_tokens={"image_token": "<image>"})
@@ -110,17 +117,10 @@ def make_tiny_llava(folder: Path) -> Path:
 def make_tiny_qwen2_audio(folder: Path) -> Path:
     """A tiny random Qwen2-Audio (Whisper-style encoder + Qwen2) with its processor and chat template."""
     import torch
-    from tokenizers import decoders, trainers
     from transformers import AutoModelForSeq2SeqLM, Qwen2AudioConfig, Qwen2AudioProcessor, WhisperFeatureExtractor
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([" ".join(WORDS) + " describe the sounds user assistant"] * 10, trainer)
-    tok.add_special_tokens(specials)
+    tok = byte_bpe(specials, "describe the sounds user assistant")
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         extra_special_tokens={"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"},
