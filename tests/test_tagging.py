@@ -79,3 +79,35 @@ def test_in_the_pipeline_after_captions_and_alone_on_a_csv(tiny_llm, tmp_path):
     assert [r["id"] for r in tagged] == ["a", "b"] and isinstance(json.loads(tagged[0]["objects"]), list)
     assert tagged[1]["objects"] == ""
     assert tagging_main([str(meta), "--model", str(tmp_path / "none"), "--key", "objects"]) == 2
+
+
+def test_tensor_parallel_tagging_gives_the_single_process_rows(tiny_llm, tmp_path):
+    """Two ranks splitting the LLM (tp_size 2, transformers' tp_plan on a gloo mesh) write the same
+    rows as one process, once each (only the group's first rank writes)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    videos = sorted((ROOT / "lavis" / "demo" / "videos").glob("*.mp4"))[:3]
+    paths = tmp_path / "paths.csv"
+    paths.write_text("path\n" + "\n".join(str(v) for v in videos) + "\n")
+    config = tmp_path / "p.yaml"
+    config.write_text(
+        "pipeline:\n  stages:\n"
+        "    - {name: video_caption, checkpoint: demo, num_beams: 1, max_length: 12, min_length: 3}\n"
+        f"    - {{name: tagging, path: '{tiny_llm}', max_new_tokens: 5}}\n"
+    )
+    single = tmp_path / "one.csv"
+    assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(single), "--num_workers", "0"]) == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lavis.pipeline",
+                "--config", str(config), "--csv", str(paths), "--num_workers", "0"]
+    proc = subprocess.run([*torchrun, "--output_csv", str(tmp_path / "tp.csv"), "--tp_size", "2"], cwd=ROOT,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "tp.csv").read_text() == single.read_text()
+    report = json.loads((tmp_path / "tp.report.json").read_text())
+    assert report["this_run"]["done"] == 3  # counted once, not once per rank of the group
+    bad = subprocess.run([*torchrun, "--output_csv", str(tmp_path / "bad.csv"), "--tp_size", "3"], cwd=ROOT,
+                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "must divide" in bad.stderr  # each rank exits 2; torchrun reports 1

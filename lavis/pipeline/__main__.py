@@ -4,6 +4,7 @@
         --dataset_csv clips.csv --tar_folder archives/ --output_csv meta.csv --batch_size 4 --num_workers 4
     python -m lavis.pipeline --config ... --csv paths.csv --output_csv meta.csv        # Open-Sora path CSV
     python -m torch.distributed.run --nproc_per_node=8 -m lavis.pipeline ...           # shards by rank
+    python -m torch.distributed.run --nproc_per_node=8 -m lavis.pipeline --tp_size 2 ... # 4 groups of 2 GPUs
 
 Work files live in ``--work_dir`` (default ``<output_csv>.work``); a rerun resumes there. Rank 0
 writes ``meta.csv``, ``meta.jsonl`` (and ``meta.parquet`` with pyarrow) and ``meta.report.json``
@@ -27,6 +28,7 @@ from lavis.inference.loading import LoadError
 from lavis.inference.records import is_failure
 from lavis.pipeline.config import load_pipeline_config
 from lavis.pipeline.job import PipelineJob
+from lavis.pipeline.parallel import make_layout
 from lavis.pipeline.outputs import write_outputs
 from lavis.pipeline.sources import Row, read_dataset_csv, read_path_csv
 
@@ -45,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--num_workers", type=int, default=4, help="decoding processes per rank (0: decode inline)")
     parser.add_argument("--retry_failed", action="store_true", help="process again the rows that failed before")
+    parser.add_argument("--tp_size", "--tp-size", type=int, default=1,
+                        help="ranks that split each large model between them (transformers tp_plan='auto')")
+    parser.add_argument("--dp_size", "--dp-size", type=int, help="data-parallel groups (default: ranks / tp_size)")
     parser.add_argument("--options", nargs="+", default=[], metavar="KEY=VALUE", help="override pipeline YAML keys")
     parser.add_argument("--dist_timeout_minutes", type=float, default=24 * 60)
     args = parser.parse_args(argv)
@@ -98,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dist.init_distributed(timeout_minutes=args.dist_timeout_minutes)
     try:
-        job = PipelineJob(config, rows, args.work_dir or f"{args.output_csv}.work", tar_folder=args.tar_folder,
-                          batch_size=args.batch_size, num_workers=args.num_workers, retry_failed=args.retry_failed)
         try:
+            layout = make_layout(args.tp_size, args.dp_size)
+            job = PipelineJob(config, rows, args.work_dir or f"{args.output_csv}.work", tar_folder=args.tar_folder,
+                              batch_size=args.batch_size, num_workers=args.num_workers, retry_failed=args.retry_failed,
+                              layout=layout)
             counts = job.run()
         except (LoadError, ValueError, OSError) as err:  # the same on every rank: same config, same files
             logger.error("%s", err)

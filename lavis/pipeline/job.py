@@ -1,7 +1,8 @@
 """The pipeline job: shards in, one record per clip out, resumable at any moment.
 
 A shard is one archive (dataset CSV + tar folder) or ``rows_per_shard`` rows of a path CSV;
-rank r takes shards r, r + world, ... Each shard appends its records to
+data-parallel group g takes shards g, g + groups, ... (a group is one rank, or the ``tp_size``
+ranks that split large models between them; only its first rank writes). Each shard appends its records to
 ``<work_dir>/shards/<shard>.jsonl`` after every batch (fsynced; a torn last line is cut on the
 next open) and, when complete, writes ``<shard>.done.json`` (counts, config hash, code
 version, refused and unmatched archive members). A rerun skips done shards and, in a partial
@@ -30,6 +31,7 @@ from lavis.inference.loading import pick_device
 from lavis.inference.records import PartFile, Record, is_failure, read_records
 from lavis.pipeline import decode as decoding
 from lavis.pipeline.config import PipelineConfig
+from lavis.pipeline.parallel import Layout
 from lavis.pipeline.sources import Refused, Row, RowIndex, iter_archive
 from lavis.pipeline.stages.base import Clip, Stage, build_stage
 
@@ -63,13 +65,14 @@ def code_version() -> str:
 
 class PipelineJob:
     def __init__(self, config: PipelineConfig, rows: list[Row], work_dir: str | Path, *, tar_folder: str | None = None,
-                 batch_size: int = 4, num_workers: int = 2, retry_failed: bool = False) -> None:
+                 batch_size: int = 4, num_workers: int = 2, retry_failed: bool = False, layout: Layout | None = None) -> None:
         self.config, self.rows, self.work_dir = config, rows, Path(work_dir)
         self.shards = plan_shards(rows, tar_folder, config.rows_per_shard)
         self.index = RowIndex(rows, config.tolerance)
         self.by_id = {row.id: row for row in rows}
         self.batch_size, self.num_workers, self.retry_failed = batch_size, num_workers, retry_failed
-        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.rank = dist.get_rank()
+        self.layout = layout or Layout(self.rank, 1, self.rank, dist.get_world_size())
         self.stages: list[Stage] = []
         self.config_hash = config.config_hash()
 
@@ -78,7 +81,8 @@ class PipelineJob:
         """This rank's shards; returns its counts (``done``, ``failed``, ``skipped``, ...)."""
         started = time.time()
         self.check_markers()
-        mine = [s for i, s in enumerate(self.shards) if i % self.world == self.rank]
+        layout = self.layout
+        mine = [s for i, s in enumerate(self.shards) if i % layout.num_groups == layout.group]
         todo = [s for s in mine if not self._is_done(s)]
         counts = {"shards": len(mine), "shards_skipped": len(mine) - len(todo), "done": 0, "failed": 0, "skipped": 0}
         if todo:
@@ -87,11 +91,13 @@ class PipelineJob:
             decoding.init_worker(self.config.stages)  # inline decoding (num_workers=0) uses them too
             with self._pool() as pool:
                 for stage in self.stages:
-                    stage.setup(device)
+                    stage.setup(device, layout.tp_mesh)
                 for shard in todo:
                     for key, value in self._run_shard(shard, pool).items():
                         counts[key] += value
         counts["seconds"] = round(time.time() - started, 2)
+        if not layout.writer:  # the group's writer reports the clips it and this rank did together
+            counts.update({k: 0 for k in ("shards", "shards_skipped", "done", "failed", "skipped")})
         return counts
 
     def _pool(self) -> ProcessPoolExecutor | _Inline:
@@ -102,14 +108,18 @@ class PipelineJob:
 
     def _run_shard(self, shard: Shard, pool) -> dict[str, int]:
         part_path = self._part(shard)
-        previous = read_records([part_path], key="id") if part_path.is_file() else {}
-        finished = {rid for rid, r in previous.items() if not (self.retry_failed and is_failure(r))}
+        finished: set[str] | None = None
+        if self.layout.writer:
+            previous = read_records([part_path], key="id") if part_path.is_file() else {}
+            finished = {rid for rid, r in previous.items() if not (self.retry_failed and is_failure(r))}
+        if self.layout.tp_size > 1:  # the group must agree on the clips to do, before its writer writes
+            finished = dist.broadcast_object(finished, src=self.layout.leader, group=self.layout.tp_group)
         refused: list[dict[str, str]] = []
         unmatched: list[str] = []
         counts = {"done": 0, "failed": 0, "skipped": 0}
         work = self._work(shard, finished, refused, unmatched, counts)
         bar = progress(desc=f"shard {shard.name}", unit="clip", rank=self.rank)
-        with PartFile(part_path) as part:
+        with (PartFile(part_path) if self.layout.writer else _NoWriter()) as part:
             for batch in _batches(self._decoded(work, pool), self.batch_size):
                 records = self._process(batch)
                 part.append(records)
@@ -117,6 +127,8 @@ class PipelineJob:
                     counts["failed" if is_failure(record) else "done"] += 1
                 bar.update(len(records))
         bar.close()
+        if not self.layout.writer:
+            return counts
         for item in refused:
             logger.warning("%s: refused archive member %r: %s", shard.name, item["member"], item["reason"])
         if unmatched:
@@ -243,6 +255,19 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+class _NoWriter:
+    """The part file of a tensor-parallel rank that is not its group's writer: writes nothing."""
+
+    def append(self, records: list[Record]) -> None:
+        pass
+
+    def __enter__(self) -> _NoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 class _Inline:

@@ -87,7 +87,7 @@ class ApiCaptionStage(Stage):
     def select_frames(self, info: VideoInfo) -> list[int]:
         return uniform_indices(info, self.num_frames)
 
-    def setup(self, device: torch.device) -> None:
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
         """Read the key; only a remote server requires one (a local vLLM usually takes none)."""
         self.api_key = os.environ.get(self.api_key_env, "")
         if not self.api_key and urlparse(self.base_url).hostname not in LOCAL_HOSTS:

@@ -16,6 +16,7 @@ import torch
 from lavis.common.registry import registry
 from lavis.models.image_embedders import require_model_dir
 from lavis.pipeline.stages.base import Clip, Stage
+from lavis.pipeline.stages.hf_loading import load_for_inference
 
 
 @registry.register("stage", "audio_caption")
@@ -30,7 +31,7 @@ class AudioCaptionStage(Stage):
         self.generation = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False)
         self.trust_remote_code = trust_remote_code
 
-    def setup(self, device: torch.device) -> None:
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
         import transformers
         from transformers import AutoProcessor
 
@@ -39,10 +40,7 @@ class AudioCaptionStage(Stage):
         self.processor.tokenizer.padding_side = "left"
         # transformers 5 files audio-language models under AutoModelForMultimodalLM, 4.x under Seq2SeqLM
         auto = getattr(transformers, "AutoModelForMultimodalLM", None) or transformers.AutoModelForSeq2SeqLM
-        self.model = auto.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=self.trust_remote_code,
-            dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-        ).to(device).eval()
+        self.model = load_for_inference(auto, folder, device, tp_mesh, self.trust_remote_code)
         self.rate = self.processor.feature_extractor.sampling_rate
         self.device = device
 

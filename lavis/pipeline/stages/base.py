@@ -50,8 +50,9 @@ class Stage:
     def select_frames(self, info: VideoInfo) -> list[int]:
         return []
 
-    def setup(self, device: torch.device) -> None:
-        """Load models (called once per process, after the decoder workers have started)."""
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
+        """Load models (once per process, after the decoder workers have started); ``tp_mesh``:
+        the rank's tensor-parallel group, for stages whose models can be split across it."""
 
     def process(self, clips: list[Clip]) -> list[dict[str, Any]]:
         raise NotImplementedError

@@ -10,20 +10,21 @@ decoder-only generation needs, so a clip's caption does not depend on its batch-
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from lavis.datasets.video import fit_within
 from lavis.models.image_embedders import require_model_dir
+from lavis.pipeline.stages.hf_loading import load_for_inference
 
 InputMode = Literal["video", "images"]
 
 
 class HFCaptioner:
     def __init__(self, path: str | None, prompt: str, input_mode: InputMode, max_side: int | None,
-                 generation: dict, trust_remote_code: bool, device: torch.device) -> None:
+                 generation: dict, trust_remote_code: bool, device: torch.device, tp_mesh: Any = None) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         folder = require_model_dir(path, "video_caption.path", "llava-hf/LLaVA-Video-7B-Qwen2-hf")
@@ -31,10 +32,7 @@ class HFCaptioner:
         if getattr(self.processor, "chat_template", None) is None:
             raise ValueError(f"{folder}: the processor has no chat template; add chat_template.json (the model card has it)")
         self.processor.tokenizer.padding_side = "left"
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=trust_remote_code,
-            dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-        ).to(device).eval()
+        self.model = load_for_inference(AutoModelForImageTextToText, folder, device, tp_mesh, trust_remote_code)
         self.prompt, self.input_mode, self.max_side, self.device = prompt, input_mode, max_side, device
         self.generation = generation
 

@@ -34,8 +34,8 @@ class ImageCaptionStage(Stage):
         last = info.num_frames - 1
         return [{"first": 0, "middle": last // 2, "last": last}[self.key_frame]]
 
-    def setup(self, device: torch.device) -> None:
-        self.captioner = HFCaptioner(**self.hf, device=device)
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
+        self.captioner = HFCaptioner(**self.hf, device=device, tp_mesh=tp_mesh)
 
     def process(self, clips: list[Clip]) -> list[dict[str, Any]]:
         captions = self.captioner.caption([c.frames[self.name] for c in clips])

@@ -54,7 +54,7 @@ class ObjectDetectionStage(Stage):
     def select_frames(self, info: VideoInfo) -> list[int]:
         return uniform_indices(info, self.num_frames)
 
-    def setup(self, device: torch.device) -> None:
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         folder = require_model_dir(self.path, "object_detection.path", "IDEA-Research/grounding-dino-base")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 
 from lavis.datasets.video import fit_within
 from lavis.models.image_embedders import require_model_dir
+from lavis.pipeline.stages.hf_loading import load_for_inference
 
 LLAVA_KEYS = ("vision_config", "text_config", "image_token_index", "projector_hidden_act",
               "vision_feature_select_strategy", "vision_feature_layer")
@@ -46,7 +48,7 @@ class VideoPoolingProjector(nn.Module):
 
 class PllavaCaptioner:
     def __init__(self, path: str | None, prompt: str, n_frames: int, pooling_shape: list[int] | None,
-                 max_side: int | None, generation: dict, device: torch.device,
+                 max_side: int | None, generation: dict, device: torch.device, tp_mesh: Any = None,
                  prompt_template: str = DEFAULT_PROMPT_TEMPLATE) -> None:
         from transformers import AutoImageProcessor, AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration
 
@@ -58,13 +60,9 @@ class PllavaCaptioner:
             raise ValueError(f"pooling_shape must be frames-height-width, got {pooling}")
         vision = config.vision_config
         side = vision.image_size // vision.patch_size
-        self.model = LlavaForConditionalGeneration.from_pretrained(
-            folder, config=config, local_files_only=True,
-            dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-        )
+        self.model = load_for_inference(LlavaForConditionalGeneration, folder, device, tp_mesh, config=config)
         inner = self.model.model
         inner.multi_modal_projector = VideoPoolingProjector(inner.multi_modal_projector, n_frames, (side, side), pooling)
-        self.model.to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.tokenizer.padding_side = "left"
         self.image_processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)

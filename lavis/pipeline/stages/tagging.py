@@ -27,6 +27,7 @@ from lavis.common.log import progress, setup_logging
 from lavis.common.registry import registry
 from lavis.models.image_embedders import require_model_dir
 from lavis.pipeline.stages.base import Clip, Stage
+from lavis.pipeline.stages.hf_loading import load_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class TaggingStage(Stage):
             raise ValueError(f"tagging: the prompt for {bad} must contain '{{caption}}'")
         self.trust_remote_code = trust_remote_code
 
-    def setup(self, device: torch.device) -> None:
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = require_model_dir(self.path, "tagging.path", "Qwen/Qwen2.5-7B-Instruct")
@@ -88,10 +89,7 @@ class TaggingStage(Stage):
         self.tokenizer.padding_side = "left"  # decoder-only batches are padded on the left
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, trust_remote_code=self.trust_remote_code,
-            dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-        ).to(device).eval()
+        self.model = load_for_inference(AutoModelForCausalLM, folder, device, tp_mesh, self.trust_remote_code)
         self.device = device
 
     def prompt(self, key: str, caption: str) -> str:

@@ -54,13 +54,13 @@ class VideoCaptionStage(Stage):
     def select_frames(self, info: VideoInfo) -> list[int]:
         return list(self.sampler(info, self.n_frames, None))
 
-    def setup(self, device: torch.device) -> None:
+    def setup(self, device: torch.device, tp_mesh: Any = None) -> None:
         self.device = device
         if self.backend == "hf":
-            self.captioner = HFCaptioner(**self.hf, generation=self.generation, device=device)
+            self.captioner = HFCaptioner(**self.hf, generation=self.generation, device=device, tp_mesh=tp_mesh)
         elif self.backend == "pllava":
             self.captioner = PllavaCaptioner(self.hf["path"], self.hf["prompt"], self.n_frames, self.pooling_shape,
-                                             self.hf["max_side"], self.generation, device)
+                                             self.hf["max_side"], self.generation, device, tp_mesh)
         else:
             self.loaded = load_captioner(self.checkpoint, self.model, self.model_type, device, {"n_frms": self.n_frames})
 
