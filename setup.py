@@ -22,7 +22,8 @@ setup(
     install_requires=requirements,
     extras_require={
         # selenium drives headless Chromium in the gallery test (Debian: chromium, chromium-driver).
-        "test": ["pytest>=8", "selenium>=4.20"],
+        # pyarrow: the pipeline's Parquet output is optional for users, tested in CI.
+        "test": ["pytest>=8", "selenium>=4.20", "pyarrow>=15"],
         # A third video backend; 0.13 is the CPU build matching torch 2.13 and needs the system's
         # FFmpeg libraries (Debian: apt-get install ffmpeg). Without them it is simply not used.
         "torchcodec": ["torchcodec==0.13.*"],

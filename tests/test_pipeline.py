@@ -108,6 +108,12 @@ def test_archives_bad_members_corrupt_clips_and_missing_rows(archives, tmp_path)
     assert reasons["vid5 link (0-1).mp4"] == "link" and "device" in reasons["dev (0-1).mp4"]
     jsonl = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert [r["id"] for r in jsonl] == [r["id"] for r in rows]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out.with_suffix(".parquet")).to_pylist()
+    assert [r["id"] for r in table] == [r["id"] for r in rows] and table[0]["caption"] == rows[0]["caption"]
+    marker = json.loads((Path(f"{out}.work") / "shards" / "part_a.done.json").read_text())
+    assert marker["done"] == 3 and marker["code_version"].startswith("0.1.0") and marker["config_hash"]
 
     # a rerun finds every shard done and writes the same rows
     again = tmp_path / "again.csv"

@@ -12,9 +12,11 @@ all shards by id into the outputs (``outputs.py``) and reports the CSV rows neve
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
+import subprocess
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -59,8 +61,16 @@ def plan_shards(rows: list[Row], tar_folder: str | Path | None, rows_per_shard: 
             for i in range(0, len(rows), rows_per_shard)]
 
 
+@functools.cache
 def code_version() -> str:
-    return getattr(lavis, "__version__", "0")
+    """The package version, plus the git commit when running from a checkout (for done markers)."""
+    version = getattr(lavis, "__version__", "0")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(lavis.__file__).parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+{commit.stdout.strip()}" if commit.returncode == 0 and commit.stdout.strip() else version
 
 
 class PipelineJob:
