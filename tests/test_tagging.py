@@ -51,16 +51,22 @@ def test_prompts_carry_the_caption_and_batches_match_single_runs(tiny_llm):
         TaggingStage(str(tiny_llm), keys=["objects"], prompts={"objects": "no placeholder"})
 
 
-def test_in_the_pipeline_after_captions_and_alone_on_a_csv(tiny_llm, tmp_path):
-    videos = sorted((ROOT / "lavis" / "demo" / "videos").glob("*.mp4"))[:2]
+def caption_then_tag(tiny_llm: Path, tmp_path: Path, videos: int) -> tuple[Path, Path]:
+    """A path CSV of demo videos and a pipeline YAML: the demo captioner, then tagging."""
     paths = tmp_path / "paths.csv"
-    paths.write_text("path\n" + "\n".join(str(v) for v in videos) + "\n")
+    chosen = sorted((ROOT / "lavis" / "demo" / "videos").glob("*.mp4"))[:videos]
+    paths.write_text("path\n" + "\n".join(str(v) for v in chosen) + "\n")
     config = tmp_path / "p.yaml"
     config.write_text(
         "pipeline:\n  stages:\n"
         "    - {name: video_caption, checkpoint: demo, num_beams: 1, max_length: 12, min_length: 3}\n"
         f"    - {{name: tagging, path: '{tiny_llm}', max_new_tokens: 5}}\n"
     )
+    return paths, config
+
+
+def test_in_the_pipeline_after_captions_and_alone_on_a_csv(tiny_llm, tmp_path):
+    paths, config = caption_then_tag(tiny_llm, tmp_path, videos=2)
     out = tmp_path / "meta.csv"
     assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0"]) == 0
     rows = read_table(out.with_suffix(".jsonl"))
@@ -89,15 +95,7 @@ def test_tensor_parallel_tagging_gives_the_single_process_rows(tiny_llm, tmp_pat
 
     from tests.conftest import subprocess_env
 
-    videos = sorted((ROOT / "lavis" / "demo" / "videos").glob("*.mp4"))[:3]
-    paths = tmp_path / "paths.csv"
-    paths.write_text("path\n" + "\n".join(str(v) for v in videos) + "\n")
-    config = tmp_path / "p.yaml"
-    config.write_text(
-        "pipeline:\n  stages:\n"
-        "    - {name: video_caption, checkpoint: demo, num_beams: 1, max_length: 12, min_length: 3}\n"
-        f"    - {{name: tagging, path: '{tiny_llm}', max_new_tokens: 5}}\n"
-    )
+    paths, config = caption_then_tag(tiny_llm, tmp_path, videos=3)
     single = tmp_path / "one.csv"
     assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(single), "--num_workers", "0"]) == 0
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lavis.pipeline",

@@ -16,7 +16,7 @@ import torch
 
 from lavis.common.registry import registry
 from lavis.common.schema import Component
-from lavis.datasets.video import VideoInfo
+from lavis.datasets.video import VideoInfo, build_frame_sampler
 
 STAGE_SPEC = Annotated[dict[str, Any], Component("stage")]  # {"name": ..., **constructor kwargs}
 
@@ -59,9 +59,8 @@ class Stage:
 
 
 def uniform_indices(info: VideoInfo, count: int) -> list[int]:
-    """``count`` frame indices spread evenly over the clip (the middle of each of ``count`` parts)."""
-    n = info.num_frames
-    return sorted({min(n - 1, int((i + 0.5) * n / count)) for i in range(count)})
+    """The eval processors' ``uniform`` frames (the middle of each of ``count`` parts), each once."""
+    return sorted(set(build_frame_sampler("uniform")(info, count, None)))
 
 
 def build_stage(spec: dict[str, Any]) -> Stage:
