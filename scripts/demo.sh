@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the whole job on the built-in synthetic dataset, on the CPU, in minutes.
 #  1. generate a small shapes dataset            (python -m lavis.datasets.synthetic)
-#  2. train the tiny captioner through torchrun  (train.py, 2 processes, cross-entropy)
+#  2. train the tiny captioner through torchrun  (train.py, 2 processes, cross-entropy, from the
+#                                                 shipped pretrained vision encoder lavis/demo/vision)
 #  3. score it on the test split                 (BLEU, METEOR, ROUGE-L, CIDEr; train.py's test pass)
 #  4. caption the demo videos with the shipped demo model and write the HTML gallery (batch_inference.py)
 set -euo pipefail

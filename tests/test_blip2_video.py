@@ -280,6 +280,35 @@ def test_lavis_pth_and_transformers_folder_load_into_identical_models(tokenizers
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
 
 
+def test_vision_weights_from_a_blip2_vision_model_folder(tokenizers, tmp_path):
+    """A transformers ``Blip2VisionModel`` folder (what the shapes vision pretraining writes) fills
+    exactly the vision encoder; the rest stays as ``random_init`` left it."""
+    from transformers import Blip2VisionConfig, Blip2VisionModel
+
+    torch.manual_seed(5)
+    cfg = VisionConfig(**TINY_VISION)
+    encoder = Blip2VisionModel(Blip2VisionConfig(
+        hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads, image_size=cfg.image_size, patch_size=cfg.patch_size,
+        layer_norm_eps=cfg.layer_norm_eps, qkv_bias=True, initializer_range=0.02))
+    encoder.save_pretrained(tmp_path / "vision")
+    model = registry.get("model", "blip2_video_opt")(
+        vision=cfg, qformer=QFormerConfig(**TINY_QFORMER),
+        language=LanguageConfig(config=TINY_OPT, tokenizer=str(tokenizers["opt"])),
+        vision_weights=str(tmp_path / "vision"), random_init=True)
+    saved = encoder.state_dict()
+    loaded = model.vision.model.state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
+    for folder, error, message in (("absent", FileNotFoundError, "model.vision_weights"),
+                                   ("vision", ValueError, "patch_size 14 [(]configured 7[)]")):
+        with pytest.raises(error, match=message):
+            registry.get("model", "blip2_video_opt")(
+                vision=VisionConfig(**{**TINY_VISION, "patch_size": 7} if folder == "vision" else TINY_VISION),
+                qformer=QFormerConfig(**TINY_QFORMER),
+                language=LanguageConfig(config=TINY_OPT, tokenizer=str(tokenizers["opt"])),
+                vision_weights=str(tmp_path / folder), random_init=True)
+
+
 @pytest.mark.parametrize("project_encoder", [False, True], ids=["fresh_cross_attention", "projection"])
 def test_timesformer_variant_loads_k400_and_blip2_weights(tokenizers, tmp_path, project_encoder, caplog):
     from transformers import TimesformerConfig, TimesformerForVideoClassification

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from lavis.datasets.synthetic import generate
-from lavis.datasets.synthetic.captions import COLOUR_WORDS
+from lavis.datasets.synthetic.captions import COLOUR_WORDS, SHAPE_WORDS
 from lavis.inference.loading import DEMO_MODEL, DEMO_VIDEOS
 from tests.conftest import ROOT, subprocess_env
 
@@ -37,14 +37,16 @@ def test_demo_model_is_the_default_and_describes_the_demo_videos(tmp_path):
     scenes = json.loads((DEMO_VIDEOS / "scenes.json").read_text())
     captions = {r["video"]: r["caption"] for r in json.loads((tmp_path / "demo.json").read_text())}
     assert sorted(captions) == sorted(scenes)
-    # What the shipped model gets right: how many objects there are and each one's colour. It does
-    # not yet tell shapes apart (see the README), so shape words are not checked.
-    right = 0
+    # What the shipped model gets right: how many objects there are, each one's colour and, in most
+    # clips, each one's shape (by chance a clip's shapes would all be named right about 1 time in 10).
+    right = shapes_right = 0
     for name, scene in scenes.items():
         count_ok = (len(scene["objects"]) == 2) == (" and a" in captions[name] or " and an" in captions[name])
         colours_ok = all(mentions(captions[name], COLOUR_WORDS.get(o["colour"], (o["colour"],))) for o in scene["objects"])
         right += count_ok and colours_ok
+        shapes_right += all(mentions(captions[name], SHAPE_WORDS[o["shape"]]) for o in scene["objects"])
     assert right >= len(scenes) - 1, captions  # one slip allowed
+    assert shapes_right >= len(scenes) - 2, captions
 
 
 def test_inference_with_no_checkpoint_uses_the_demo_model():

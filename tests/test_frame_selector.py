@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lavis.datasets.qa_frames import QASample, caption_text, read_qa_file, split_by_video
+from lavis.datasets.qa_frames import caption_text, read_qa_file, split_by_video
 from lavis.datasets.synthetic.generate import generate
 from lavis.metrics.sim_m import best_similarity, coverable, summarize
 from lavis.models import load_model

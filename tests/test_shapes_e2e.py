@@ -29,12 +29,23 @@ def run_script(script, cfg, options, nproc=1, data_root=None):
     return proc
 
 
+def ft_options(root):
+    """The small settings, with the stage-1 vision encoder the fixture pretrained."""
+    return [*SMALL, f"model.vision_weights={root / 'vision'}"]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """Stage 1 (vision pretraining, a few steps) and stage 2 (caption training) as the README runs them."""
     root = tmp_path_factory.mktemp("shapes")
     generate(root / "data" / "shapes", num_videos=20, seed=1, size=64, fps=8, seconds=2.0)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain_shapes_vision.py"), "--out",
+                           str(root / "vision"), "--steps", "3", "--batch_size", "4", "--eval_every", "3"],
+                          cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "pretrained vision encoder: 3 steps" in proc.stderr
     out = root / "out"
-    run_script("train.py", FT, [*SMALL, f"run.output_dir={out}", "run.job_id=ft", "run.max_steps=6",
+    run_script("train.py", FT, [*ft_options(root), f"run.output_dir={out}", "run.job_id=ft", "run.max_steps=6",
                                 "run.save_freq=6", "run.val_freq=6", "run.valid_splits=[val]", "run.test_splits=[]"],
                data_root=root / "data")
     return root, out / "ft" / "checkpoint_0000006.pth"
@@ -42,7 +53,7 @@ def trained(tmp_path_factory):
 
 def test_evaluation_on_two_ranks_equals_one(trained):
     root, ckpt = trained
-    options = [*SMALL, f"run.output_dir={root / 'out'}", f"run.checkpoint={ckpt}", "run.test_splits=[test,val]"]
+    options = [*ft_options(root), f"run.output_dir={root / 'out'}", f"run.checkpoint={ckpt}", "run.test_splits=[test,val]"]
     run_script("evaluate.py", FT, [*options, "run.job_id=one"], data_root=root / "data")
     run_script("evaluate.py", FT, [*options, "run.job_id=two"], nproc=2, data_root=root / "data")
     for split in ("test", "val"):
@@ -58,7 +69,7 @@ def test_evaluation_on_two_ranks_equals_one(trained):
 def test_scst_from_the_checkpoint_on_two_ranks(trained):
     root, ckpt = trained
     run_script("train.py", FT, [
-        *SMALL, f"run.output_dir={root / 'out'}", "run.job_id=scst", "run.task=scst", f"run.checkpoint={ckpt}",
+        *ft_options(root), f"run.output_dir={root / 'out'}", "run.job_id=scst", "run.task=scst", f"run.checkpoint={ckpt}",
         "run.max_steps=2", "run.scst_num_candidates=2", "run.valid_splits=[]", "run.test_splits=[]",
         "run.init_lr=1e-4", "run.log_freq=1"], nproc=2, data_root=root / "data")
     rewards = [r["reward"] for r in read_metrics(root / "out" / "scst") if "reward" in r]
@@ -68,7 +79,7 @@ def test_scst_from_the_checkpoint_on_two_ranks(trained):
 def test_fsdp_training_validates_by_generation(trained):
     root, ckpt = trained
     run_script("train.py", FT, [
-        *SMALL, f"run.output_dir={root / 'out'}", "run.job_id=fsdp", "run.wrapper=fsdp", f"run.checkpoint={ckpt}",
+        *ft_options(root), f"run.output_dir={root / 'out'}", "run.job_id=fsdp", "run.wrapper=fsdp", f"run.checkpoint={ckpt}",
         "run.max_steps=2", "run.val_freq=2", "run.valid_splits=[val]", "run.test_splits=[test]"], nproc=2,
         data_root=root / "data")
     for name in ("val_step0000002", "test_best"):
@@ -81,7 +92,7 @@ def test_inference_from_the_training_checkpoint_and_its_export_matches_evaluate(
     """inference.py on train.py's .pth (built from the job's config.yaml, its 4-frame processor
     included) and on the exported folder gives the captions evaluate.py wrote."""
     root, ckpt = trained
-    run_script("evaluate.py", FT, [*SMALL, f"run.output_dir={tmp_path}", f"run.checkpoint={ckpt}", "run.job_id=ev",
+    run_script("evaluate.py", FT, [*ft_options(root), f"run.output_dir={tmp_path}", f"run.checkpoint={ckpt}", "run.job_id=ev",
                                    "run.test_splits=[test]", "run.min_len=3"], data_root=root / "data")
     expected = {r["video_id"]: r["caption"] for r in json.loads((tmp_path / "ev" / "result" / "test_final.json").read_text())}
     export = subprocess.run([sys.executable, "-m", "lavis.inference.export", "--checkpoint", str(ckpt), "--out",

@@ -53,6 +53,18 @@ def detect_env(environ: dict[str, str] | None = None) -> DistEnv:
     return DistEnv(0, 1, 0, "none")
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: this rank's GPU (its local rank under torchrun or SLURM) when there is one, else
+    the CPU; a bare ``cuda`` also means this rank's GPU. Anything else is taken as written."""
+    local_rank = detect_env().local_rank
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", local_rank)
+    return device
+
+
 def _slurm_master_addr() -> str:
     nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST")
     if nodelist and shutil.which("scontrol"):

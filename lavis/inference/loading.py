@@ -49,15 +49,6 @@ class LoadError(Exception):
     """The checkpoint or model a user named cannot be loaded (the message says why and what to do)."""
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: the rank's CUDA device when there is one, else the CPU."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
 def load_captioner(
     checkpoint: str | None = None,
     model: str | None = None,

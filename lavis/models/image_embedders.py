@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lavis.common.dist import resolve_device
 from lavis.common.registry import registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -56,12 +57,6 @@ def to_pixels(frames: np.ndarray | torch.Tensor, size: int, mean, std) -> torch.
     mean_t = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class ImageEmbedder:

@@ -29,7 +29,7 @@ import lavis
 from lavis.common import dist
 from lavis.common.io import atomic_write_json
 from lavis.common.log import progress
-from lavis.inference.loading import pick_device
+from lavis.common.dist import resolve_device
 from lavis.inference.records import PartFile, Record, is_failure, read_records
 from lavis.pipeline import decode as decoding
 from lavis.pipeline.config import PipelineConfig
@@ -96,7 +96,7 @@ class PipelineJob:
         todo = [s for s in mine if not self._is_done(s)]
         counts = {"shards": len(mine), "shards_skipped": len(mine) - len(todo), "done": 0, "failed": 0, "skipped": 0}
         if todo:
-            device = pick_device(self.config.device)
+            device = resolve_device(self.config.device)
             self.stages = [build_stage(spec) for spec in self.config.stages]
             decoding.init_worker(self.config.stages)  # inline decoding (num_workers=0) uses them too
             with self._pool() as pool:

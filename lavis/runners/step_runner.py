@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -57,15 +56,6 @@ class TrainState:
     best_step: int | None = None
 
 
-def resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
-
-
 @registry.register_runner("runner_step")
 class StepRunner:
     """Step-based runner for DDP, FSDP or a single process."""
@@ -84,7 +74,7 @@ class StepRunner:
         self.job_dir = Path(job_dir)
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
-        self.device = resolve_device(self.run.device, int(os.environ.get("LOCAL_RANK", 0)))
+        self.device = dist.resolve_device(self.run.device)
         self.model = model.to(self.device)
         self.wrapped: nn.Module = self.model
         self.sharded = self.run.wrapper == "fsdp" and self.world_size > 1

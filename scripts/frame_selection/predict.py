@@ -26,7 +26,7 @@ from lavis.datasets.qa_frames import QASample, caption_text  # noqa: E402
 from lavis.datasets.video import VideoDecodeError  # noqa: E402
 from lavis.models.clip_frame_selector import ClipFrameSelector  # noqa: E402
 from lavis.models.clip_frame_selector.select import get_top4_frames  # noqa: E402
-from lavis.models.image_embedders import resolve_device  # noqa: E402
+from lavis.common.dist import resolve_device  # noqa: E402
 
 logger = logging.getLogger("predict")
 

@@ -161,14 +161,34 @@ def read_pretrained(path: str, model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def read_vision_weights(path: str, cfg: Any) -> dict[str, torch.Tensor]:
+    """TimeSformer: a transformers folder. EVA ViT: LAVIS's ``eva_vit_g.pth``, or a transformers
+    ``Blip2VisionModel`` folder (what ``scripts/pretrain_shapes_vision.py`` writes)."""
     source = Path(path)
     if cfg.arch == "timesformer":
         state = read_folder(require_dir(path, "model.vision_weights"))
         return rename(state, (("timesformer.", "vision.model."),))
+    if source.is_dir():
+        _check_vision_folder(source, cfg)
+        return {f"vision.model.{k}": v for k, v in read_folder(path).items()}
     if not source.is_file():
         raise FileNotFoundError(f"{path} does not exist (set by 'model.vision_weights'); {HOW_TO_GET}")
     state = torch.load(source, map_location="cpu", weights_only=True)
     return eva_vit_to_project(state.get("model", state), cfg.num_layers)
+
+
+def _check_vision_folder(folder: Path, cfg: Any) -> None:
+    """A ``Blip2VisionModel`` folder must have the configured sizes; weights of another shape
+    would otherwise be skipped and the encoder left partly random."""
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder} (model.vision_weights) has no config.json: not a transformers folder")
+    saved = json.loads(config_file.read_text())
+    wanted = {"hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers, "patch_size": cfg.patch_size,
+              "image_size": cfg.image_size, "intermediate_size": cfg.intermediate_size}
+    differ = {k: (saved.get(k), v) for k, v in wanted.items() if saved.get(k) != v}
+    if differ:
+        detail = ", ".join(f"{k} {got} (configured {want})" for k, (got, want) in differ.items())
+        raise ValueError(f"{folder} (model.vision_weights) is another vision encoder: {detail}")
 
 
 # ---------------------------------------------------------------------- the project's own format

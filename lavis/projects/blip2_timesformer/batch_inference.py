@@ -25,7 +25,8 @@ from lavis.common import dist
 from lavis.common.log import progress, setup_logging
 from lavis.inference.cli_args import add_generation_args, add_model_args, generation_kwargs, processor_overrides
 from lavis.inference.gallery import write_gallery
-from lavis.inference.loading import LoadedCaptioner, LoadError, load_captioner, pick_device
+from lavis.common.dist import resolve_device
+from lavis.inference.loading import LoadedCaptioner, LoadError, load_captioner
 from lavis.inference.records import PartFile, Record, is_failure, merge, read_records
 from lavis.inference.video_folder import VideoFolder, collate, list_videos
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             logger.info("%d videos in %s, %d to caption on %d rank(s)", len(listing[0]), args.video_dir, len(todo), world)
         try:
-            captioner = load_captioner(args.checkpoint, args.model, args.model_type, pick_device(args.device),
+            captioner = load_captioner(args.checkpoint, args.model, args.model_type, resolve_device(args.device),
                                        processor_overrides(args))
         except LoadError as err:  # every rank fails alike: same arguments, same files
             logger.error("%s", err)

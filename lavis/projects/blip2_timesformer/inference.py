@@ -18,7 +18,8 @@ import torch
 from lavis.common.log import setup_logging
 from lavis.datasets.video import VideoDecodeError
 from lavis.inference.cli_args import add_generation_args, add_model_args, generation_kwargs, processor_overrides
-from lavis.inference.loading import LoadError, load_captioner, pick_device
+from lavis.common.dist import resolve_device
+from lavis.inference.loading import LoadError, load_captioner
 from lavis.inference.video_folder import frames_used
 
 logger = logging.getLogger("inference")
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     generation = generation_kwargs(args)
     started = time.perf_counter()
     try:
-        captioner = load_captioner(args.checkpoint, args.model, args.model_type, pick_device(args.device),
+        captioner = load_captioner(args.checkpoint, args.model, args.model_type, resolve_device(args.device),
                                    processor_overrides(args))
     except LoadError as err:
         logger.error("%s", err)
