@@ -92,6 +92,15 @@ def loss_and_accuracy(probe: FrameProbe, batch, mean, std) -> tuple[torch.Tensor
     return loss, exact
 
 
+def check_replaceable(out: Path) -> None:
+    """``--out`` is replaced at the end: refuse a folder that is not an earlier encoder of ours."""
+    if not out.exists():
+        return
+    config = out / "config.json"
+    if not out.is_dir() or not config.is_file() or '"blip_2_vision_model"' not in config.read_text():
+        raise SystemExit(f"--out {out} exists and is not a Blip2VisionModel folder; give a new or such a folder")
+
+
 def save_encoder(encoder: VisionEncoder, out: Path) -> None:
     """Write the encoder as a transformers folder, beside the target and renamed into place."""
     tmp = out.with_name(out.name + ".tmp")
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_every", type=int, default=500)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_replaceable(args.out)
 
     torch.manual_seed(args.seed)
     vision = OmegaConf.to_container(OmegaConf.load(args.config).model.vision)
