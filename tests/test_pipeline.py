@@ -171,6 +171,30 @@ def test_kill_and_resume_processes_every_row_exactly_once(tmp_path):
     assert report["this_run"]["done"] + report["this_run"]["skipped"] == 16
 
 
+def test_a_decoder_that_kills_its_process_fails_only_its_clip(tmp_path, monkeypatch):
+    """A crash inside FFmpeg (or the OOM killer) takes the worker process down and the process
+    pool with it; the job starts a new pool, finds the clip and records it as failed."""
+    from lavis.pipeline import decode as decoding
+
+    real = decoding._decode
+
+    def crashing(work, name):  # the forked workers inherit the patch
+        if work.row.id == "clip003.mp4":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(work, name)
+
+    monkeypatch.setattr(decoding, "_decode", crashing)
+    paths = copies(tmp_path / "videos", 8)
+    out = tmp_path / "meta.csv"
+    code = main(["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--batch_size", "2",
+                 "--num_workers", "2", "--options", *FAST])
+    assert code == 1
+    rows = {r["id"]: r for r in read_table(out.with_suffix(".jsonl"))}
+    assert sorted(rows) == [f"clip{i:03d}.mp4" for i in range(8)]
+    assert "decoder process died" in rows["clip003.mp4"]["errors"]["decode"]
+    assert all(r["caption"] and not r.get("errors") for i, r in rows.items() if i != "clip003.mp4")
+
+
 def test_retry_failed_and_config_errors(tmp_path):
     paths = copies(tmp_path / "videos", 3)
     good = (tmp_path / "videos" / "clip001.mp4").read_bytes()

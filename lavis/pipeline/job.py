@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,11 +111,10 @@ class PipelineJob:
             counts.update({k: 0 for k in ("shards", "shards_skipped", "done", "failed", "skipped")})
         return counts
 
-    def _pool(self) -> ProcessPoolExecutor | _Inline:
+    def _pool(self) -> _DecodePool | _Inline:
         if self.num_workers <= 0:
             return _Inline()
-        return ProcessPoolExecutor(self.num_workers, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=decoding.init_worker, initargs=(self.config.stages,))
+        return _DecodePool(self.num_workers, self.config.stages)
 
     def _run_shard(self, shard: Shard, pool) -> dict[str, int]:
         part_path = self._part(shard)
@@ -173,13 +173,35 @@ class PipelineJob:
     def _decoded(self, work: Iterator[decoding.Work], pool) -> Iterator[Clip | tuple[Row, str]]:
         """Decode ahead in the pool (at most ``2 * workers + batch`` clips in flight), in order."""
         ahead = max(1, 2 * self.num_workers + self.batch_size)
-        pending: deque[Future] = deque()
+        pending: deque[tuple[decoding.Work, Future]] = deque()
         for item in work:
-            pending.append(pool.submit(decoding.decode, item, self.config.decode_timeout))
+            pending.append((item, pool.submit(decoding.decode, item, self.config.decode_timeout)))
             if len(pending) >= ahead:
-                yield pending.popleft().result()
+                yield self._next_decoded(pending, pool)
         while pending:
-            yield pending.popleft().result()
+            yield self._next_decoded(pending, pool)
+
+    def _next_decoded(self, pending: deque[tuple[decoding.Work, Future]], pool) -> Clip | tuple[Row, str]:
+        """The oldest clip in flight. A decoder that kills its worker process (a crash in FFmpeg,
+        the OOM killer) breaks the whole pool and every clip in flight with it: start a new
+        pool, decode those clips again one at a time to find the culprit, record it as failed."""
+        item, future = pending.popleft()
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            logger.warning("a decoder process died; retrying the %d clips in flight one at a time", 1 + len(pending))
+        retry = [item, *(work for work, _ in pending)]
+        pending.clear()
+        pool.restart()
+        for work in retry:
+            done: Future = Future()
+            try:
+                done.set_result(pool.submit(decoding.decode, work, self.config.decode_timeout).result())
+            except BrokenProcessPool:
+                done.set_result((work.row, "the decoder process died on this clip (crash or out of memory)"))
+                pool.restart()
+            pending.append((work, done))
+        return pending.popleft()[1].result()
 
     def _process(self, batch: list[Clip | tuple[Row, str]]) -> list[Record]:
         """Every stage over the decodable clips; one record per clip, errors per stage."""
@@ -278,6 +300,38 @@ class _NoWriter:
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+class _DecodePool:
+    """Decoding worker processes (forked, each with the stages' frame selection), replaced
+    whole when one of them dies."""
+
+    def __init__(self, workers: int, stage_specs: list[dict[str, Any]]) -> None:
+        self.workers, self.stage_specs = workers, stage_specs
+        self.executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=decoding.init_worker, initargs=(self.stage_specs,))
+
+    def submit(self, fn, *args) -> Future:
+        """The call's future; one that fails with ``BrokenProcessPool`` when a worker has died."""
+        try:
+            return self.executor.submit(fn, *args)
+        except BrokenProcessPool as err:
+            broken: Future = Future()
+            broken.set_exception(err)
+            return broken
+
+    def restart(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.executor = self._start()
+
+    def __enter__(self) -> _DecodePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 class _Inline:
