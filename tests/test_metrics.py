@@ -56,6 +56,25 @@ def test_fixed_document_frequencies():
         CiderD().compute_score({1: ["a"]}, {1: ["a", "b"]})
 
 
+@pytest.mark.parametrize("fixed", [False, True], ids=["batch_df", "corpus_df"])
+def test_a_scorer_reused_across_calls_scores_as_a_fresh_one(fixed):
+    """Sentences and n-gram ids are cached between calls (SCST calls every step); later calls
+    bring new n-grams and shared reference sets and must not be affected by earlier ones."""
+    first, second = random_sets(5, n=60), random_sets(6, n=60)
+    corpus_sets = [first[0][i] for i in first[0]]
+
+    def make():
+        return CiderD.from_corpus(corpus_sets) if fixed else CiderD()
+
+    reused = make()
+    reused.compute_score(*first)
+    gts, res = second
+    gts = {i: gts[i - i % 3] for i in gts}  # three candidates share each reference set
+    assert np.max(np.abs(reused.compute_score(gts, res)[1] - make().compute_score(gts, res)[1])) < 1e-12
+    if not fixed:
+        assert np.max(np.abs(reused.compute_score(gts, res)[1] - Cider().compute_score(gts, res)[1])) < 1e-9
+
+
 def test_reward_api_matches_a_pycocoevalcap_call():
     refs = [["A man is singing.", "Someone sings a song!"], ["A dog runs in the park."]]
     candidates = ["a man sings", "a man is singing", "a dog", "a dog runs in the park"]

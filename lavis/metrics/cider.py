@@ -5,7 +5,8 @@ sigma = 6, clipped tf-idf cosine, Gaussian length penalty, x10), including its q
 "length" in the penalty counts bigrams, and document frequencies come from the references
 being scored. ``CiderD(document_frequency=...)`` instead fixes them once from a corpus (the
 M2-Transformer recipe for SCST). ``CiderDReward`` scores many candidates against their videos'
-references in one call, for SCST rewards, caching reference vectors between calls.
+references in one call, for SCST rewards. Sentences are kept as n-gram ids between calls and a
+call is scored with NumPy over all its (candidate, reference) pairs at once.
 """
 
 from __future__ import annotations
@@ -53,44 +54,55 @@ def document_frequency(
     return df
 
 
-class _Vector:
-    """tf-idf weights per n-gram order, their norms, and pycocoevalcap's "length" (bigrams)."""
+class _Sentence:
+    """A tokenized sentence as n-gram ids with their counts: what does not depend on the
+    document frequencies, so it is computed once per sentence."""
 
-    __slots__ = ("weights", "norms", "length")
+    __slots__ = ("ids", "tf", "order", "length")
 
-    def __init__(self, counts: Counter[Ngram], df: dict[Ngram, float], ref_len: float, n: int) -> None:
-        self.weights: list[dict[Ngram, float]] = [{} for _ in range(n)]
-        squares = [0.0] * n
-        self.length = 0
-        for ngram, tf in counts.items():
-            order = len(ngram) - 1
-            w = float(tf) * (ref_len - np.log(max(1.0, df.get(ngram, 0.0))))
-            self.weights[order][ngram] = w
-            squares[order] += pow(w, 2)
-            if order == 1:
-                self.length += tf
-        self.norms = [np.sqrt(s) for s in squares]
+    def __init__(self, counts: Counter[Ngram], vocabulary: dict[Ngram, int], ngrams: list[Ngram]) -> None:
+        def id_of(ngram: Ngram) -> int:
+            found = vocabulary.get(ngram)
+            if found is None:
+                found = vocabulary[ngram] = len(ngrams)
+                ngrams.append(ngram)
+            return found
+
+        self.ids = np.fromiter((id_of(g) for g in counts), np.int64, len(counts))
+        self.tf = np.fromiter(counts.values(), np.float64, len(counts))
+        self.order = np.fromiter((len(g) - 1 for g in counts), np.int64, len(counts))
+        self.length = int(self.tf[self.order == 1].sum())  # pycocoevalcap's "length": bigrams
 
 
-def _similarity(hyp: _Vector, ref: _Vector, n: int, sigma: float) -> float:
-    """Sum over n-gram orders of the clipped, length-penalised cosine (before averaging)."""
-    delta = float(hyp.length - ref.length)
-    penalty = np.e ** (-(delta**2) / (2 * sigma**2))
-    total = 0.0
-    for k in range(n):
-        ref_w = ref.weights[k]
-        val = 0.0
-        for ngram, w in hyp.weights[k].items():
-            r = ref_w.get(ngram, 0.0)
-            val += min(w, r) * r
-        if hyp.norms[k] != 0 and ref.norms[k] != 0:
-            val /= hyp.norms[k] * ref.norms[k]
-        total += val * penalty
-    return total
+class _Entries:
+    """Sentences' n-grams end to end: ``owner[e]`` is the row (sentence slot) entry ``e`` belongs to."""
+
+    def __init__(self, sentences: Sequence[_Sentence], rows: np.ndarray) -> None:
+        sizes = [len(x.ids) for x in sentences]
+        self.owner = np.repeat(rows, sizes)
+        self.ids = np.concatenate([x.ids for x in sentences] or [np.zeros(0, np.int64)])
+        self.tf = np.concatenate([x.tf for x in sentences] or [np.zeros(0)])
+        self.order = np.concatenate([x.order for x in sentences] or [np.zeros(0, np.int64)])
+
+    def weights(self, df: np.ndarray, ref_len: float) -> np.ndarray:
+        return self.tf * (ref_len - np.log(np.maximum(1.0, df[self.ids])))
+
+    def norms(self, weights: np.ndarray, rows: int, n: int) -> np.ndarray:
+        return np.sqrt(np.bincount(self.owner * n + self.order, weights**2, minlength=rows * n)).reshape(rows, n)
+
+
+def _expand(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
+    ends = np.cumsum(counts)
+    return np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
 
 
 class CiderD:
-    """pycocoevalcap's ``Cider`` (which is CIDEr-D), optionally with fixed document frequencies."""
+    """pycocoevalcap's ``Cider`` (which is CIDEr-D), optionally with fixed document frequencies.
+
+    Scores are computed with NumPy over all (candidate, reference) pairs of a call at once; they
+    equal pycocoevalcap's to rounding (tested to 1e-9).
+    """
 
     def __init__(
         self,
@@ -104,11 +116,18 @@ class CiderD:
         self.n, self.sigma = n, sigma
         self.df = document_frequency
         self.ref_len = None if num_documents is None else math.log(float(num_documents))
-        self._fixed_cache: dict[str, _Vector] = {}  # with fixed frequencies, vectors never change
-        self._counts: dict[str, Counter[Ngram]] = {}  # n-gram counts of sentences seen before
+        self._vocabulary: dict[Ngram, int] = {}  # n-gram -> id, and back:
+        self._ngrams: list[Ngram] = []
+        self._sentences: dict[str, _Sentence] = {}  # sentences seen before, as n-gram ids
+        self._fixed_df = np.zeros(0)  # ``document_frequency`` by id, extended as ids appear
 
-    def _ngram_counts(self, sentence: str) -> Counter[Ngram]:
-        return cached(self._counts, sentence, lambda s: ngram_counts(s, self.n))
+    def _sentence(self, text: str) -> _Sentence:
+        if len(self._ngrams) > CACHE_LIMIT * 8:  # ids are only meaningful with their vocabulary
+            self._vocabulary.clear()
+            self._ngrams.clear()
+            self._sentences.clear()
+            self._fixed_df = np.zeros(0)
+        return cached(self._sentences, text, lambda s: _Sentence(ngram_counts(s, self.n), self._vocabulary, self._ngrams))
 
     @classmethod
     def from_corpus(cls, reference_sets: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0) -> CiderD:
@@ -127,22 +146,70 @@ class CiderD:
         return float(np.mean(scores)), scores
 
     def score_pairs(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
-        """CIDEr-D of each candidate against its own references (one pycocoevalcap call)."""
-        if self.df is None:
-            df = document_frequency(references, self.n, self._ngram_counts)
-            ref_len, cache = math.log(float(len(references))), {}
+        """CIDEr-D of each candidate against its own references (one pycocoevalcap call).
+
+        Vectorised over the call: each distinct reference set's n-grams are keyed by (set, n-gram
+        id), each candidate n-gram is looked up among its set's, and the clipped tf-idf products
+        are summed per (candidate, reference, order) with ``bincount``.
+        """
+        if len(candidates) != len(references):
+            raise ValueError(f"{len(candidates)} candidates but {len(references)} reference sets")
+        if not candidates:
+            return np.zeros(0)
+        n = self.n
+        set_ids: dict[tuple[str, ...], int] = {}
+        set_of = np.fromiter((set_ids.setdefault(tuple(r), len(set_ids)) for r in references), np.int64, len(references))
+        sets = list(set_ids)
+        width = max(len(refs) for refs in sets)  # reference slots per set
+        hyp_sentences = [self._sentence(c) for c in candidates]
+        hyps = _Entries(hyp_sentences, np.arange(len(candidates)))
+        ref_sentences = [self._sentence(r) for refs in sets for r in refs]
+        slots = np.concatenate([k * width + np.arange(len(refs)) for k, refs in enumerate(sets)])
+        refs = _Entries(ref_sentences, slots)
+        stride = len(self._ngrams)
+        keys, key_of_entry = np.unique(refs.owner // width * stride + refs.ids, return_inverse=True)
+        if self.df is None:  # in how many candidates' reference sets each n-gram occurs
+            times = np.bincount(set_of, minlength=len(sets)).astype(np.float64)
+            df = np.bincount(keys % stride, times[keys // stride], minlength=stride)
+            ref_len = math.log(float(len(references)))
         else:
-            df, ref_len, cache = self.df, self.ref_len, self._fixed_cache
+            df, ref_len = self._fixed_document_frequency(), self.ref_len
+        hyp_w, ref_w = hyps.weights(df, ref_len), refs.weights(df, ref_len)
+        hyp_norms = hyps.norms(hyp_w, len(candidates), n)
+        ref_norms = refs.norms(ref_w, len(sets) * width, n).reshape(len(sets), width, n)
 
-        def vector(sentence: str) -> _Vector:
-            return cached(cache, sentence, lambda s: _Vector(self._ngram_counts(s), df, ref_len, self.n))
+        # Every (candidate n-gram, reference entry with that n-gram in the candidate's set) pair.
+        wanted = set_of[hyps.owner] * stride + hyps.ids
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        hit = np.flatnonzero(keys[at] == wanted) if len(keys) else np.zeros(0, np.int64)
+        by_key = np.argsort(key_of_entry, kind="stable")
+        per_key = np.bincount(key_of_entry, minlength=len(keys))
+        first = np.cumsum(per_key) - per_key
+        hyp_e = np.repeat(hit, per_key[at[hit]])
+        ref_e = by_key[_expand(first[at[hit]], per_key[at[hit]])]
+        r = ref_w[ref_e]
+        cand = hyps.owner[hyp_e]
+        bucket = (cand * width + refs.owner[ref_e] % width) * n + hyps.order[hyp_e]
+        values = np.bincount(bucket, np.minimum(hyp_w[hyp_e], r) * r, minlength=len(candidates) * width * n)
+        values = values.reshape(len(candidates), width, n)
 
-        out = np.empty(len(candidates))
-        for i, (cand, refs) in enumerate(zip(candidates, references)):
-            hyp = vector(cand)
-            total = sum(_similarity(hyp, vector(r), self.n, self.sigma) for r in refs)
-            out[i] = total / self.n / len(refs) * 10.0
-        return out
+        norms = hyp_norms[:, None, :] * ref_norms[set_of]
+        values = np.where(norms != 0, values / np.where(norms != 0, norms, 1.0), values)
+        ref_length = np.zeros(len(sets) * width)
+        ref_length[slots] = [x.length for x in ref_sentences]
+        hyp_length = np.array([x.length for x in hyp_sentences], np.float64)
+        delta = hyp_length[:, None] - ref_length.reshape(len(sets), width)[set_of]
+        penalty = np.e ** (-(delta**2) / (2 * self.sigma**2))
+        totals = (values * penalty[:, :, None]).sum(axis=(1, 2))
+        return totals / n / np.array([len(r) for r in references], np.float64) * 10.0
+
+    def _fixed_document_frequency(self) -> np.ndarray:
+        """``document_frequency`` by n-gram id, extended as new n-grams get ids."""
+        known, size = len(self._fixed_df), len(self._ngrams)
+        if size > known:
+            new = np.fromiter((self.df.get(g, 0.0) for g in self._ngrams[known:]), np.float64, size - known)
+            self._fixed_df = np.concatenate([self._fixed_df, new])
+        return self._fixed_df
 
 
 class CiderDReward:
@@ -161,6 +228,8 @@ class CiderDReward:
         return cached(self._tokens, caption, PythonPTBTokenizer.tokenize_caption)
 
     def __call__(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+        tokenized: dict[int, list[str]] = {}  # the k candidates of a video share one reference list
         return self.cider.score_pairs(
-            [self.tokenize(c) for c in candidates], [[self.tokenize(r) for r in refs] for refs in references]
+            [self.tokenize(c) for c in candidates],
+            [cached(tokenized, id(refs), lambda _, refs=refs: [self.tokenize(r) for r in refs]) for refs in references],
         )
