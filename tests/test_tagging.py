@@ -87,25 +87,30 @@ def test_in_the_pipeline_after_captions_and_alone_on_a_csv(tiny_llm, tmp_path):
     assert tagging_main([str(meta), "--model", str(tmp_path / "none"), "--key", "objects"]) == 2
 
 
-def test_tensor_parallel_tagging_gives_the_single_process_rows(tiny_llm, tmp_path):
-    """Two ranks splitting the LLM (tp_size 2, transformers' tp_plan on a gloo mesh) write the same
-    rows as one process, once each (only the group's first rank writes)."""
+@pytest.mark.parametrize("ranks", [2, 4], ids=["tp2", "dp2_tp2"])
+def test_tensor_parallel_tagging_gives_the_single_process_rows(tiny_llm, tmp_path, ranks):
+    """Ranks in groups of two splitting the LLM (tp_size 2, transformers' tp_plan on a gloo mesh;
+    with 4 ranks, two such groups share the shards) write the same rows as one process, once each
+    (only a group's first rank writes)."""
     import subprocess
     import sys
 
     from tests.conftest import subprocess_env
 
-    paths, config = caption_then_tag(tiny_llm, tmp_path, videos=3)
+    paths, config = caption_then_tag(tiny_llm, tmp_path, videos=4)
+    shards = ["--options", "pipeline.rows_per_shard=2"]  # two shards: one per group with 4 ranks
     single = tmp_path / "one.csv"
-    assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(single), "--num_workers", "0"]) == 0
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "lavis.pipeline",
-                "--config", str(config), "--csv", str(paths), "--num_workers", "0"]
-    proc = subprocess.run([*torchrun, "--output_csv", str(tmp_path / "tp.csv"), "--tp_size", "2"], cwd=ROOT,
+    assert main(["--config", str(config), "--csv", str(paths), "--output_csv", str(single), "--num_workers", "0",
+                 *shards]) == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m",
+                "lavis.pipeline", "--config", str(config), "--csv", str(paths), "--num_workers", "0"]
+    proc = subprocess.run([*torchrun, "--output_csv", str(tmp_path / "tp.csv"), "--tp_size", "2", *shards], cwd=ROOT,
                           env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "tp.csv").read_text() == single.read_text()
     report = json.loads((tmp_path / "tp.report.json").read_text())
-    assert report["this_run"]["done"] == 3  # counted once, not once per rank of the group
-    bad = subprocess.run([*torchrun, "--output_csv", str(tmp_path / "bad.csv"), "--tp_size", "3"], cwd=ROOT,
-                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "must divide" in bad.stderr  # each rank exits 2; torchrun reports 1
+    assert report["this_run"]["done"] == 4  # counted once, not once per rank of a group
+    if ranks == 2:
+        bad = subprocess.run([*torchrun, "--output_csv", str(tmp_path / "bad.csv"), "--tp_size", "3"], cwd=ROOT,
+                             env=subprocess_env(), capture_output=True, text=True, timeout=300)
+        assert bad.returncode != 0 and "must divide" in bad.stderr  # each rank exits 2; torchrun reports 1
