@@ -30,7 +30,9 @@ FRAMES = 8
 NEW_TOKENS = 30
 BEAMS = (1, 5)
 BATCHES = {"full": (1, 2, 4, 8, 16, 32, 64), "tiny": (1, 2)}
+TRAIN_BATCHES = {"full": (8, 16, 32, 64), "tiny": (2,)}
 PROMPT = "a video of"
+TRAIN_CAPTION = "a man is playing a guitar on stage while people watch"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,24 @@ def caption(model: torch.nn.Module, batch: int, beams: int, image_size: int, dev
     return captions
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: int, image_size: int,
+               device: str | torch.device) -> float:
+    """One cross-entropy step as the paper's CE recipe trains: the ViT and the LLM frozen (bf16),
+    the Q-Former and the projection trainable; returns the loss."""
+    video = torch.randn(batch, FRAMES, 3, image_size, image_size, device=device)
+    loss = model({"video": video, "text_input": [TRAIN_CAPTION] * batch})["loss"]
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return loss.item()
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def analysis(sizes: Sizes) -> dict[str, Any]:
     return {
         "vit_gflops_per_video": vit_flops_per_video(sizes.vision) / 1e9,
@@ -200,12 +220,34 @@ def run(ctx: Context) -> CaseResult:
                 bound = limit_videos_per_s(SIZES[size], batch, beams, peak)
                 variant.info.update(bound)
                 variant.info["fraction_of_bound"] = batch / variant.timing.median / bound["videos_per_s"]
+    measure_training(ctx, result, model.train(), image_size, device)
     return result
+
+
+def measure_training(ctx: Context, result: CaseResult, model: torch.nn.Module, image_size: int,
+                     device: torch.device) -> None:
+    """Samples/s and peak GPU memory of CE steps (ViT and LLM frozen, Q-Former trainable)."""
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-5)
+    batches = TRAIN_BATCHES[ctx.size]
+    group = result.group("CE training, ViT frozen", f"batch {batches[0]}")
+    for batch in batches:
+        label = f"batch {batch}"
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            variant, _ = ctx.time_variant(group, label, lambda b=batch: train_step(model, optimizer, b, image_size, device),
+                                          items=batch)
+        except torch.cuda.OutOfMemoryError:
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            group.add(Variant(label, skipped="out of GPU memory"))
+            continue
+        variant.info["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
 
 
 CASE = Case(
     name="gpu_captioning",
-    description=f"BLIP-2 ViT-g + Q-Former + OPT-2.7B (random bf16), {FRAMES} frames at 224 px, videos/s by batch size",
+    description=f"BLIP-2 ViT-g + Q-Former + OPT-2.7B (random bf16), {FRAMES} frames at 224 px: captioning videos/s "
+                "by batch size; CE training samples/s and peak memory (ViT and LLM frozen)",
     baseline="batch 1",
     target=None,
     run=run,

@@ -4,6 +4,7 @@ through the CLI and reports what the JSON promises; the GPU case's model builds 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -90,6 +91,14 @@ def test_gpu_case_model_builds_and_captions_at_tiny_size(tmp_path):
     assert next(model.language.model.parameters()).dtype == torch.bfloat16
     captions = gpu.caption(model, batch=2, beams=2, image_size=gpu.SIZES["tiny"].vision["image_size"], device="cpu")
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    model.train()
+    trainable = gpu.trainable_parameters(model)
+    assert trainable and not any(p.requires_grad for p in model.vision.parameters())
+    before = [p.detach().clone() for p in trainable]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
+    loss = gpu.train_step(model, optimizer, batch=2, image_size=gpu.SIZES["tiny"].vision["image_size"], device="cpu")
+    assert math.isfinite(loss) and loss > 0  # a real cross-entropy
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainable))
     real = gpu.SIZES["real"]
     assert 2.6e9 < gpu.opt_parameters(real.opt) < 2.7e9  # OPT-2.7B
     assert 4.0e12 < gpu.vit_flops_per_video(real.vision) < 4.4e12  # ~520 GFLOPs per 224 px frame
