@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -30,6 +29,7 @@ from tqdm import tqdm
 
 from lavis.datasets.synthetic.render import background, render_frame
 from lavis.datasets.synthetic.scenes import BACKGROUNDS, COLOURS, SHAPES, object_state, sample_scene
+from lavis.datasets.video.resize import resize_frames
 from lavis.models.blip2_video.config import VisionConfig
 from lavis.models.blip2_video.vision import VisionEncoder
 from lavis.processors.video_processors import NORMALIZATION
@@ -52,8 +52,7 @@ def render_batch(rng: np.random.Generator, n: int, video_size: int, image_size: 
         image = render_frame(scene, frame, video_size, background(scene, video_size))
         side = round(video_size * math.sqrt(rng.uniform(min_scale, 1.0)))  # the train crop's scale
         top, left = rng.integers(video_size - side + 1, size=2)
-        image = cv2.resize(image[top:top + side, left:left + side], (image_size, image_size),
-                           interpolation=cv2.INTER_AREA)
+        image = resize_frames(image[None, top:top + side, left:left + side], image_size)[0]  # as the reader
         visible = [(o.shape, s.colour) for o in scene.objects
                    if (s := object_state(o, frame, scene.num_frames)).visible]
         target = torch.zeros(len(PAIRS))
