@@ -18,6 +18,8 @@ CASE_MODULES = {
     "caption_metrics": "benchmarks.caption_metrics",
     "batch_inference": "benchmarks.batch_inference",
     "gpu_captioning": "benchmarks.gpu_captioning",
+    "gpu_end_to_end": "benchmarks.gpu_end_to_end",
+    "gpu_training": "benchmarks.gpu_training",
 }
 
 

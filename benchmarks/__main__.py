@@ -18,7 +18,7 @@ from benchmarks.harness import ROOT, Context, markdown_table, run_cases
 
 logger = logging.getLogger("benchmarks")
 DEFAULT_WORKDIR = ROOT / "output" / "benchmarks"
-DEFAULT_REPEATS = {"full": 5, "tiny": 1}
+DEFAULT_REPEATS = {"full": 3, "tiny": 1}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--out", required=True, help="JSON report to write")
     run.add_argument("--size", choices=("tiny", "full"), default="full",
                      help="full: realistic inputs; tiny: minimal inputs, a smoke test (timings mean little)")
-    run.add_argument("--repeats", type=int, help="timed calls per variant (default: 5 full, 1 tiny)")
+    run.add_argument("--repeats", type=int, help="timed calls per variant (default: 3 full, 1 tiny)")
     run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                      help=f"where generated inputs are cached between runs (default: {DEFAULT_WORKDIR})")
     args = parser.parse_args(argv)

@@ -15,12 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader
-
 from benchmarks.harness import Case, CaseResult, Context, Target
 from lavis.inference.cli_args import add_generation_args, generation_kwargs
 from lavis.inference.loading import LoadedCaptioner, load_captioner
-from lavis.inference.video_folder import VideoFolder, collate, list_videos
+from lavis.inference.video_folder import VideoFolder, batched, collate, list_videos, video_loader
 from lavis.projects.blip2_timesformer.batch_inference import caption_batch
 
 logger = logging.getLogger(__name__)
@@ -62,10 +60,8 @@ def sequential(captioner: LoadedCaptioner, folder: VideoFolder, gen: dict[str, A
 
 
 def loader_pass(captioner: LoadedCaptioner, folder: VideoFolder, gen: dict[str, Any], workers: int) -> dict[str, str]:
-    loader = DataLoader(folder, batch_size=BATCH_SIZE, num_workers=workers, collate_fn=collate,
-                        prefetch_factor=4 if workers else None)  # as batch_inference.py builds it
     records = []
-    for batch in loader:
+    for batch in batched(video_loader(folder, BATCH_SIZE, workers), BATCH_SIZE):  # as batch_inference.py runs
         records += caption_batch(captioner, batch, gen)
     return _captions(records)
 

@@ -53,16 +53,17 @@ FULL_VIDEOS = [
 TINY_VIDEOS = [VideoSpec(64, 64, 1, 10)]
 
 
-def ensure_video(spec: VideoSpec, folder: Path) -> Path:
-    """The cached video for ``spec`` in ``folder``, written (and checked) when missing."""
-    path = folder / f"{spec.name}.mp4"
+def ensure_video(spec: VideoSpec, folder: Path, seed: int = 0) -> Path:
+    """The cached video for ``spec`` in ``folder``, written (and checked) when missing; another
+    ``seed`` gives other content (colours, texture, motion) of the same kind."""
+    path = folder / (f"{spec.name}.mp4" if seed == 0 else f"{spec.name}_seed{seed}.mp4")
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.mp4")
     logger.info("writing %s (%d frames; cached for later runs)", path, spec.num_frames)
     try:
-        write_video(spec, tmp)
+        write_video(spec, tmp, seed)
         check_keyframes(tmp, spec)
         os.replace(tmp, path)
     finally:

@@ -1,5 +1,6 @@
-"""The benchmark harness (benchmarks/, BENCHMARKS.md): every CPU case runs at ``--size tiny``
-through the CLI and reports what the JSON promises; the GPU case's model builds at a tiny size."""
+"""The benchmark harness (benchmarks/, BENCHMARKS.md): every case runs at ``--size tiny`` through
+the CLI and reports what the JSON promises (the GPU cases on the CPU, with tiny models); at full
+size the GPU cases skip without a GPU; the limits quoted next to GPU figures are checked."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from benchmarks.harness import Group, Timing, Variant, measure
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CASES = ["frame_sampling", "data_loading", "cider", "caption_metrics", "batch_inference"]
+GPU_CASES = ["gpu_captioning", "gpu_end_to_end", "gpu_training"]
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -48,8 +50,8 @@ def test_report_has_every_case_and_the_environment(tiny_run):
     assert "| case | group | variant |" in stdout
 
 
-@pytest.mark.parametrize("name", CPU_CASES)
-def test_cpu_case_medians_and_same_run_ratios(tiny_run, name):
+@pytest.mark.parametrize("name", CPU_CASES + GPU_CASES)
+def test_case_medians_and_same_run_ratios(tiny_run, name):
     case = tiny_run[0]["cases"][name]
     assert case["status"] == "ok", case.get("reason")
     measured = [v for v in case["variants"] if v["skipped"] is None]
@@ -77,36 +79,59 @@ def test_correctness_checks(tiny_run):
     assert len(project) == 2 and all(v["info"]["shape"][1:] == [224, 224, 3] for v in project)
 
 
+def test_gpu_cases_run_their_whole_path_at_tiny_size(tiny_run):
+    cases = tiny_run[0]["cases"]
+    captioning = {(v["group"], v["name"]) for v in cases["gpu_captioning"]["variants"]}
+    assert {("1 beam", "batch 2"), ("5 beams", "batch 2")} <= captioning
+    versus = [v for v in cases["gpu_captioning"]["variants"] if v["group"].endswith("vs transformers")]
+    assert [v["name"] for v in versus] == ["transformers BLIP-2, frame by frame", "project, 8 frames per caption"]
+    assert [v["info"]["captions_per_video"] for v in versus] == [8, 1]
+    end_to_end = cases["gpu_end_to_end"]
+    assert [v["items"] for v in end_to_end["variants"]] == [4, 4, 4]  # every video captioned, none failed
+    training = cases["gpu_training"]
+    assert "failed" not in training["info"], training["info"].get("failed")
+    assert set(training["groups"]) == {"opt-2.7b", "flan-t5-xl + LoRA", "vicuna-7b + FSDP (1 GPU)"}
+    for row in training["variants"]:
+        assert math.isfinite(row["info"]["loss"]) and row["info"]["loss"] > 0  # a real cross-entropy
+    lora = training["groups"]["flan-t5-xl + LoRA"]
+    assert lora["trainable_parameters"] < training["groups"]["opt-2.7b"]["trainable_parameters"] + 10_000
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the skip path is for machines without a GPU")
-def test_gpu_case_is_skipped_without_a_gpu(tiny_run):
-    case = tiny_run[0]["cases"]["gpu_captioning"]
-    assert case["status"] == "skipped" and case["reason"] == "no GPU on this machine"
-    assert case["variants"] == []
+@pytest.mark.parametrize("name", GPU_CASES)
+def test_gpu_cases_skip_at_full_size_without_a_gpu(name, tmp_path):
+    from benchmarks import load_case
+    from benchmarks.harness import Context
+
+    result = load_case(name).run(Context(size="full", repeats=1, warmup=0, workdir=tmp_path))
+    assert result.skipped == "no GPU on this machine" and result.groups == []
 
 
-def test_gpu_case_model_builds_and_captions_at_tiny_size(tmp_path):
-    from benchmarks import gpu_captioning as gpu
+def test_limits_quoted_next_to_gpu_figures():
+    from benchmarks import gpu_models as gm
 
-    model = gpu.build_captioner("tiny", "cpu", tmp_path / "tok")
-    assert next(model.language.model.parameters()).dtype == torch.bfloat16
-    captions = gpu.caption(model, batch=2, beams=2, image_size=gpu.SIZES["tiny"].vision["image_size"], device="cpu")
-    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
-    model.train()
-    trainable = gpu.trainable_parameters(model)
-    assert trainable and not any(p.requires_grad for p in model.vision.parameters())
-    before = [p.detach().clone() for p in trainable]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
-    loss = gpu.train_step(model, optimizer, batch=2, image_size=gpu.SIZES["tiny"].vision["image_size"], device="cpu")
-    assert math.isfinite(loss) and loss > 0  # a real cross-entropy
-    assert any(not torch.equal(b, p) for b, p in zip(before, trainable))
-    real = gpu.SIZES["real"]
-    assert 2.6e9 < gpu.opt_parameters(real.opt) < 2.7e9  # OPT-2.7B
-    assert 4.0e12 < gpu.vit_flops_per_video(real.vision) < 4.4e12  # ~520 GFLOPs per 224 px frame
-    assert gpu.gpu_peak("NVIDIA H100 80GB HBM3") == pytest.approx((989e12, 3.35e12))
-    assert gpu.gpu_peak("NVIDIA H100 PCIe") == pytest.approx((756e12, 2.0e12))
-    assert gpu.gpu_peak("NVIDIA H200") == pytest.approx((989e12, 4.8e12))
-    assert gpu.gpu_peak("NVIDIA A100-SXM4-80GB") == pytest.approx((312e12, 2.039e12))
-    assert gpu.gpu_peak("Tesla T4") is None
+    assert gm.llm_parameters("opt-2.7b") == {"total": 2_651_596_800, "matmul": 2_651_596_800}  # tied output layer
+    # FlanT5-XL: 2.85B with its own output layer; transformers 5 ties it when building from a config
+    # (loading a checkpoint that has one unties it), 66M fewer: the same FLOPs either way
+    assert 2.78e9 < gm.llm_parameters("flan-t5-xl")["total"] < 2.86e9
+    vicuna = gm.llm_parameters("vicuna-7b")
+    assert vicuna["total"] == 6_738_415_616 and vicuna["total"] - vicuna["matmul"] == 32000 * 4096
+    assert 4.0e12 < gm.vit_flops_per_video() < 4.4e12  # ~520 GFLOPs per 224 px frame
+    peak = gm.gpu_peak("NVIDIA H200")
+    assert peak == pytest.approx((989e12, 4.8e12))
+    assert gm.gpu_peak("NVIDIA H100 80GB HBM3") == pytest.approx((989e12, 3.35e12))
+    assert gm.gpu_peak("NVIDIA H100 PCIe") == pytest.approx((756e12, 2.0e12))
+    assert gm.gpu_peak("NVIDIA A100-SXM4-80GB") == pytest.approx((312e12, 2.039e12))
+    assert gm.gpu_peak("Tesla T4") is None
+    one = gm.captioning_limit(1, 1, peak)
+    assert one["vit_limit_videos_per_s"] == pytest.approx(989e12 / gm.vit_flops_per_video())
+    # one video, greedy: 30 steps each reading OPT's 5.3 GB of bf16 weights bound it, not the ViT
+    assert one["decode_limit_videos_per_s"] == pytest.approx(4.8e12 / (30 * 2 * 2_651_596_800), rel=0.01)
+    assert one["limit_videos_per_s"] < one["decode_limit_videos_per_s"] < one["vit_limit_videos_per_s"]
+    big = gm.captioning_limit(64, 5, peak)  # batching shares the weight reads: the ViT bounds it now
+    assert big["decode_limit_videos_per_s"] > big["vit_limit_videos_per_s"] == one["vit_limit_videos_per_s"]
+    per_sample = gm.training_flops_per_sample("opt-2.7b", text_tokens=20)
+    assert per_sample == pytest.approx(gm.vit_flops_per_video() + 4 * 2_651_596_800 * 52)
 
 
 def test_ratio_is_baseline_over_variant_and_measure_counts_calls():

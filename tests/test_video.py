@@ -94,6 +94,33 @@ def test_seeking_decodes_only_near_the_requested_frames(tmp_path):
         assert reader.frames_decoded <= 8 * 12 + 8  # at most one GOP per frame, not 300
 
 
+@pytest.mark.parametrize("size", [None, 32])
+def test_skipping_unreferenced_frames_changes_no_pixel(tmp_path, size):
+    """H.264 with B-pyramids: frames no other frame refers to are skipped on the way to a target;
+    every frame read must still equal, byte for byte, what decoding the whole file gives."""
+    import av
+    from av.video.frame import PictureType
+
+    path = write_video(tmp_path / "bpyramid.mp4", num_frames=90, size=(96, 64),
+                       options={"g": "30", "bf": "3", "sc_threshold": "0", "x264-params": "b-pyramid=normal"})
+    with open_video(path, size=size) as whole:
+        reference = whole._decode_sequentially(list(range(whole.info.num_frames)))
+    with av.open(str(path)) as container:  # the file really has frames nothing refers to
+        kinds = {frame.pict_type for frame in container.decode(video=0)}
+    assert PictureType.B in kinds
+    rng = np.random.default_rng(1)
+    decoded = {}
+    for skip in (True, False):
+        with open_video(path, size=size) as reader:
+            reader._skip_nonref = skip
+            for indices in ([0], [1], [89], [29, 31, 58], sorted(rng.choice(90, 8, replace=False).tolist()),
+                            build_frame_sampler("uniform")(reader.info, 8)):
+                got = reader.get_frames(indices)
+                assert all(np.array_equal(f, reference[i]) for f, i in zip(got.frames, indices)), indices
+            decoded[skip] = reader.frames_decoded
+    assert decoded[True] < decoded[False]  # it did skip
+
+
 def test_sources_can_be_bytes_or_file_objects(videos):
     data = videos["h264.mp4"].read_bytes()
     for source in (data, io.BytesIO(data)):

@@ -1,17 +1,19 @@
 """A folder of videos as a Dataset whose items never raise: a bad file becomes an error item.
 
-Decoding runs in DataLoader workers, ahead of the model. Every video is decoded to the same
-number of frames at the same size, so a batch is a plain stack and a video's caption does not
-depend on which videos share its batch.
+Decoding runs in DataLoader workers, ahead of the model, one video per worker task; the model's
+batches are put together in the main process (``video_loader`` + ``batched``). Every video is
+decoded to the same number of frames at the same size, so a batch is a plain stack and a video's
+caption does not depend on which videos share its batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from lavis.datasets.video import Frames, VideoDecodeError
 from lavis.processors.video_processors import VideoProcessor
@@ -65,3 +67,29 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "decoded": decoded,
         "failed": [item for item in items if "error" in item],
     }
+
+
+def video_loader(folder: VideoFolder, batch_size: int, workers: int, persistent: bool = False) -> DataLoader:
+    """Decoded videos one by one, from ``workers`` processes (0: in this one), in order.
+
+    One video per worker task, not one batch: every worker stays busy whatever the batch size
+    (a worker per batch leaves workers idle when batches are fewer than workers, and the first
+    batch waits for one worker to decode all of it). Two model batches are kept in flight.
+    ``persistent``: keep the workers between passes (benchmarks)."""
+    ahead = max(2, -(-2 * batch_size // workers)) if workers else None
+    return DataLoader(folder, batch_size=None, num_workers=workers, prefetch_factor=ahead,
+                      persistent_workers=persistent and workers > 0)
+
+
+def batched(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[dict[str, Any]]:
+    """``collate``d batches of ``batch_size`` items (the last one may be smaller)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield collate(batch)
+            batch = []
+    if batch:
+        yield collate(batch)

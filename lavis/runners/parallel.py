@@ -13,8 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 def wrap_model(
     model: nn.Module, wrapper: str, world_size: int, device: torch.device, find_unused_parameters: bool = False
 ) -> nn.Module:
-    """DDP by default; FSDP shards each submodule the model lists in ``fsdp_units()`` (default: every
-    direct child with parameters) and then the root, in place."""
+    """DDP by default, or FSDP (``shard_model``); one process runs the model as it is."""
     if world_size == 1 or wrapper == "none":
         return model
     if wrapper == "ddp":
@@ -22,6 +21,12 @@ def wrap_model(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=find_unused_parameters,
         )
+    return shard_model(model, device, world_size)
+
+
+def shard_model(model: nn.Module, device: torch.device, world_size: int) -> nn.Module:
+    """FSDP over ``world_size`` ranks, in place: each submodule the model lists in ``fsdp_units()``
+    (default: every direct child with parameters), then the root."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 

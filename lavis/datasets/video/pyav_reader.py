@@ -15,6 +15,7 @@ import io
 import logging
 import os
 from pathlib import Path
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import av
@@ -89,6 +90,8 @@ class PyAVReader(VideoReader):
             container.close()
             raise VideoDecodeError(self.name, "unsupported video codec")
         stream.codec_context.thread_count = self.threads
+        # non-reference frames can be skipped exactly when one frame is decoded at a time
+        self._skip_nonref = stream.codec_context.name in ("h264", "hevc") and self.threads == 1
         self._stream = stream
         return container
 
@@ -158,13 +161,14 @@ class PyAVReader(VideoReader):
         out: dict[int, np.ndarray] = {}
         frames = None
         position: int | None = None  # pts of the last frame decoded
+        targets = {self._pts[i] for i in wanted}
         for i in wanted:
             target = self._pts[i]
             k = bisect.bisect_right(self._keyframes, target) - 1
             keyframe = self._keyframes[k] if k >= 0 else self._pts[0]
             if frames is None or position is None or keyframe > position:
                 self._container.seek(keyframe, stream=self._stream, backward=True, any_frame=False)
-                frames = self._container.decode(self._stream)
+                frames = self._decode_towards(targets)
             for frame in frames:
                 self.frames_decoded += 1
                 if frame.pts is None:
@@ -178,6 +182,20 @@ class PyAVReader(VideoReader):
             else:
                 raise _Mismatch(f"stream ended before pts {target}")
         return out
+
+    def _decode_towards(self, targets: set[int]) -> Iterator[av.VideoFrame]:
+        """Decode from the current position. With H.264 and HEVC, a frame no other frame refers
+        to is skipped unless it is a target: the frames a target needs are all decoded, so what
+        it decodes to is unchanged (the pts checks of the caller would catch anything else).
+        Skipping is set per packet, before the decoder sees it; there is no frame threading
+        (``threads`` = 1) that could apply it to another packet."""
+        context = self._stream.codec_context
+        skipping = self._skip_nonref
+        for packet in self._container.demux(self._stream):
+            if skipping:
+                stamp = packet.pts
+                context.skip_frame = "DEFAULT" if stamp is None or stamp in targets else "NONREF"
+            yield from packet.decode()
 
     def _decode_sequentially(self, wanted: list[int]) -> dict[int, np.ndarray]:
         self._reopen()

@@ -27,8 +27,8 @@ class LanguageHead(nn.Module):
         self.cfg = cfg
         self.decoder_only = cfg.kind == "decoder_only"
         auto = AutoModelForCausalLM if self.decoder_only else AutoModelForSeq2SeqLM
-        self.model = auto.from_config(config, trust_remote_code=cfg.trust_remote_code)
-        self.model.to(DTYPES[cfg.precision])
+        # built in its precision: a 7B model never exists in fp32 first
+        self.model = auto.from_config(config, dtype=DTYPES[cfg.precision], trust_remote_code=cfg.trust_remote_code)
         self.tokenizer = tokenizer
         if tokenizer.pad_token is None:  # LLaMA/Vicuna: pad positions are masked anyway
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from lavis.common import dist
 from lavis.common.log import progress, setup_logging
@@ -28,7 +27,7 @@ from lavis.inference.gallery import write_gallery
 from lavis.common.dist import resolve_device
 from lavis.inference.loading import LoadedCaptioner, LoadError, load_captioner
 from lavis.inference.records import PartFile, Record, is_failure, merge, read_records
-from lavis.inference.video_folder import VideoFolder, collate, list_videos
+from lavis.inference.video_folder import VideoFolder, batched, list_videos, video_loader
 
 logger = logging.getLogger("batch_inference")
 
@@ -118,13 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         torch.manual_seed(args.seed + rank)
         mine = todo[rank::world]
-        loader = DataLoader(
-            VideoFolder(args.video_dir, mine, captioner.processor), batch_size=args.batch_size,
-            num_workers=args.num_workers, collate_fn=collate, prefetch_factor=4 if args.num_workers else None,
-        )
+        loader = video_loader(VideoFolder(args.video_dir, mine, captioner.processor), args.batch_size, args.num_workers)
         with PartFile(parts_dir(args.output_file) / f"rank{rank:05d}.jsonl") as part, \
                 progress(total=len(mine), desc=f"captioning (rank 0 of {world})", unit="video", rank=rank) as bar:
-            for batch in loader:
+            for batch in batched(loader, args.batch_size):
                 records = caption_batch(captioner, batch, generation)
                 part.append(records)
                 for record in records:
