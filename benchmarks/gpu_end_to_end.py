@@ -115,7 +115,8 @@ def run(ctx: Context) -> CaseResult:
                        cpu_cores=os.cpu_count(), **gen)
     group = result.group(f"{VIDEO[ctx.size].name} -> captions", FROM_DECODED)
     distinct = [loader.dataset[i] for i in range(DISTINCT[ctx.size])]  # each distinct video decoded once
-    decoded = [collate([dict(distinct[i % len(distinct)], video=names[i]) for i in range(k, min(k + batch_size, count))])
+    decoded = [collate([dict(distinct[i % len(distinct)], video=names[i])
+                        for i in range(k, min(k + batch_size, count))])
                for k in range(0, count, batch_size)]
     ctx.time_variant(group, FROM_DECODED, lambda: one_pass(captioner, decoded, gen), items=count)
     del decoded

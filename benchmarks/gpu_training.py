@@ -81,9 +81,8 @@ def measure_recipe(ctx: Context, result: CaseResult, llm: str, size: str, device
     label = f"{llm}{' + LoRA' if lora else ''}{' + FSDP (1 GPU)' if fsdp else ''}"
     model, build_s = gm.timed_build(gm.build_captioner, llm, size, device, ctx.workdir, lora=lora)
     model.train()
-    trainable = trainable_parameters(model)
     group = result.group(label, f"batch {BATCHES[ctx.size][0]}", build_s=round(build_s, 1),
-                         trainable_parameters=sum(p.numel() for p in trainable),
+                         trainable_parameters=sum(p.numel() for p in trainable_parameters(model)),
                          llm_parameters=gm.llm_parameters(llm, size)["total"])
     flops = gm.training_flops_per_sample(llm, text_tokens(model), size)
     with one_process_group(device) if fsdp else contextlib.nullcontext():
@@ -91,14 +90,16 @@ def measure_recipe(ctx: Context, result: CaseResult, llm: str, size: str, device
             from lavis.runners.parallel import shard_model
 
             shard_model(model, device, world_size=1)
+        trainable = trainable_parameters(model)  # after sharding: FSDP replaces the parameters
+        before = trainable[0].detach().clone()
         optimizer = torch.optim.AdamW(trainable, lr=1e-5)
         for batch in BATCHES[ctx.size]:
             name = f"batch {batch}"
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
             try:
-                variant, loss = ctx.time_variant(group, name, lambda b=batch: train_step(model, optimizer, b, size, device),
-                                                 items=batch)
+                variant, loss = ctx.time_variant(
+                    group, name, lambda b=batch: train_step(model, optimizer, b, size, device), items=batch)
             except torch.cuda.OutOfMemoryError:
                 optimizer.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
@@ -113,6 +114,7 @@ def measure_recipe(ctx: Context, result: CaseResult, llm: str, size: str, device
                 limit = peak[0] / flops
                 variant.info["flop_limit_samples_per_s"] = round(limit, 1)
                 variant.info["fraction_of_flop_limit"] = round(batch / variant.timing.median / limit, 3)
+        group.info["weights_updated"] = not torch.equal(before, trainable[0].detach())
         del optimizer, trainable
     del model
     gc.collect()

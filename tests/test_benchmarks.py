@@ -91,6 +91,7 @@ def test_gpu_cases_run_their_whole_path_at_tiny_size(tiny_run):
     training = cases["gpu_training"]
     assert "failed" not in training["info"], training["info"].get("failed")
     assert set(training["groups"]) == {"opt-2.7b", "flan-t5-xl + LoRA", "vicuna-7b + FSDP (1 GPU)"}
+    assert all(group["weights_updated"] for group in training["groups"].values())  # the optimizer steps
     for row in training["variants"]:
         assert math.isfinite(row["info"]["loss"]) and row["info"]["loss"] > 0  # a real cross-entropy
     lora = training["groups"]["flan-t5-xl + LoRA"]

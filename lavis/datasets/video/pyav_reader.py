@@ -14,8 +14,8 @@ import bisect
 import io
 import logging
 import os
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 import av
