@@ -10,14 +10,14 @@ The captions of every variant must equal the baseline's (a caption never depends
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Case, CaseResult, Context, Target
-from lavis.inference.cli_args import add_generation_args, generation_kwargs
+from lavis.inference.cli_args import generation_from_flags
 from lavis.inference.loading import LoadedCaptioner, load_captioner
+from lavis.inference.records import is_failure
 from lavis.inference.video_folder import VideoFolder, batched, collate, list_videos, video_loader
 from lavis.projects.blip2_timesformer.batch_inference import caption_batch
 
@@ -45,13 +45,6 @@ def ensure_clips(folder: Path, videos: int) -> Path:
     return out / "videos"
 
 
-def generation() -> dict[str, Any]:
-    """The inference CLI's defaults, with ``NUM_BEAMS`` beams."""
-    parser = argparse.ArgumentParser()
-    add_generation_args(parser)
-    return generation_kwargs(parser.parse_args(["--num_beams", str(NUM_BEAMS)]))
-
-
 def sequential(captioner: LoadedCaptioner, folder: VideoFolder, gen: dict[str, Any]) -> dict[str, str]:
     records = []
     for index in range(len(folder)):
@@ -67,7 +60,7 @@ def loader_pass(captioner: LoadedCaptioner, folder: VideoFolder, gen: dict[str, 
 
 
 def _captions(records: list[dict[str, Any]]) -> dict[str, str]:
-    failed = [r for r in records if "error" in r]
+    failed = [r for r in records if is_failure(r)]
     if failed:
         raise RuntimeError(f"{len(failed)} videos failed: {failed[0]}")
     return {r["video"]: r["caption"] for r in records}
@@ -79,7 +72,7 @@ def run(ctx: Context) -> CaseResult:
     names = list_videos(root, "mp4")[: VIDEOS[ctx.size]]
     captioner = load_captioner("demo", device="cpu")
     folder = VideoFolder(root, names, captioner.processor)
-    gen = generation()
+    gen = generation_from_flags(["--num_beams", str(NUM_BEAMS)])  # the CLIs' other defaults
     caption_batch(captioner, collate([folder[0]]), gen)  # one-time lazy set-up belongs to no variant
     group = result.group("caption folder", SEQUENTIAL, videos=len(names), **gen)
     _, reference = ctx.time_variant(group, SEQUENTIAL, lambda: sequential(captioner, folder, gen), items=len(names))

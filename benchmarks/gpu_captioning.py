@@ -33,10 +33,8 @@ PROJECT = "project, 8 frames per caption"
 
 
 def caption(model: torch.nn.Module, batch: int, beams: int, size: str, device: torch.device) -> list[str]:
-    s = gm.VISION[size]["image_size"]
-    video = torch.randn(batch, gm.FRAMES, 3, s, s, device=device)
-    captions = model.generate({"video": video}, num_beams=beams, max_length=gm.NEW_TOKENS,
-                              min_length=gm.NEW_TOKENS)
+    captions = model.generate({"video": gm.random_videos(batch, size, device)}, num_beams=beams,
+                              max_length=gm.NEW_TOKENS, min_length=gm.NEW_TOKENS)
     gm.synchronize()
     return captions
 
@@ -68,10 +66,8 @@ def build_transformers_blip2(size: str, device: torch.device, workdir: Path):
 def caption_frames(model: torch.nn.Module, prompt: torch.Tensor, videos: int, size: str,
                    device: torch.device) -> torch.Tensor:
     """Every frame of ``videos`` videos captioned as its own image (greedy, ``NEW_TOKENS`` tokens)."""
-    s = gm.VISION[size]["image_size"]
-    images = videos * gm.FRAMES
-    pixels = torch.randn(images, 3, s, s, device=device, dtype=torch.bfloat16)
-    ids = prompt.expand(images, -1)
+    pixels = gm.random_videos(videos, size, device, torch.bfloat16).flatten(0, 1)  # one image per frame
+    ids = prompt.expand(pixels.shape[0], -1)
     out = model.generate(pixel_values=pixels, input_ids=ids, attention_mask=torch.ones_like(ids), num_beams=1,
                          do_sample=False, max_new_tokens=gm.NEW_TOKENS, min_new_tokens=gm.NEW_TOKENS,
                          eos_token_id=2, pad_token_id=1)
@@ -85,20 +81,20 @@ def run(ctx: Context) -> CaseResult:
     result.info.update(model_size=size, frames=gm.FRAMES, new_tokens=gm.NEW_TOKENS,
                        vit_gflops_per_video=gm.vit_flops_per_video(size) / 1e9,
                        opt_parameters=gm.llm_parameters("opt-2.7b", size)["total"])
-    device = gm.benchmark_device(ctx)
-    if device is None:
-        result.skipped = "no GPU on this machine"
+    where = gm.placement(ctx, result)
+    if where is None:
         return result
-    name, peak = gm.device_peak()
-    result.info.update(device=name, peak_bf16_tflops=peak and peak[0] / 1e12, memory_tb_per_s=peak and peak[1] / 1e12)
+    device, peak = where.device, where.peak
+    result.info.update(device=where.name, peak_bf16_tflops=peak and peak[0] / 1e12,
+                       memory_tb_per_s=peak and peak[1] / 1e12)
     model, result.info["build_s"] = gm.timed_build(gm.build_captioner, "opt-2.7b", size, device, ctx.workdir)
     for beams in BEAMS:
         group = result.group(f"{beams} beam{'s' if beams > 1 else ''}", "batch 1", beams=beams)
         for batch in BATCHES[ctx.size]:
-            variant = _measure(ctx, group, f"batch {batch}", lambda b=batch: caption(model, b, beams, size, device),
-                               batch)
-            if variant is not None and peak is not None and size == "real":
-                _add_limits(variant, gm.captioning_limit(batch, beams, peak))
+            timed = gm.time_or_skip_oom(ctx, group, f"batch {batch}",
+                                        lambda b=batch: caption(model, b, beams, size, device), batch)
+            if timed is not None and where.limits:
+                _add_limits(timed[0], gm.captioning_limit(batch, beams, where.limits))
     versus_transformers(ctx, result, model, size, device)
     return result
 
@@ -108,22 +104,13 @@ def versus_transformers(ctx: Context, result: CaseResult, model: torch.nn.Module
     hf_model, prompt = build_transformers_blip2(size, device, ctx.workdir)
     for videos in VERSUS_BATCHES[ctx.size]:
         group = result.group(f"greedy, {videos} videos: vs transformers", TRANSFORMERS, videos=videos)
-        _measure(ctx, group, TRANSFORMERS, lambda v=videos: caption_frames(hf_model, prompt, v, size, device), videos,
-                 captions_per_video=gm.FRAMES)
-        _measure(ctx, group, PROJECT, lambda v=videos: caption(model, v, 1, size, device), videos, captions_per_video=1)
+        gm.time_or_skip_oom(ctx, group, TRANSFORMERS, lambda v=videos: caption_frames(hf_model, prompt, v, size, device),
+                            videos, captions_per_video=gm.FRAMES)
+        gm.time_or_skip_oom(ctx, group, PROJECT, lambda v=videos: caption(model, v, 1, size, device), videos,
+                            captions_per_video=1)
     del hf_model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _measure(ctx: Context, group, label: str, fn, videos: int, **info) -> Variant | None:
-    try:
-        variant, _ = ctx.time_variant(group, label, fn, items=videos, **info)
-    except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        group.add(Variant(label, skipped="out of GPU memory"))
-        return None
-    return variant
 
 
 def _add_limits(variant: Variant, limits: dict[str, float]) -> None:

@@ -16,7 +16,6 @@ Variants, each one pass:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Iterable
@@ -29,8 +28,9 @@ from torch.utils.data import DataLoader
 from benchmarks import gpu_models as gm
 from benchmarks.harness import Case, CaseResult, Context, Target
 from benchmarks.videos import TINY_VIDEOS, VideoSpec, ensure_video
-from lavis.inference.cli_args import add_generation_args, generation_kwargs
+from lavis.inference.cli_args import generation_from_flags
 from lavis.inference.loading import LoadedCaptioner
+from lavis.inference.records import is_failure
 from lavis.inference.video_folder import VideoFolder, batched, collate, video_loader
 from lavis.processors.video_processors import VideoEvalProcessor
 from lavis.projects.blip2_timesformer.batch_inference import caption_batch
@@ -70,10 +70,8 @@ def video_folder(ctx: Context) -> tuple[Path, list[str]]:
 
 def generation() -> dict[str, Any]:
     """The inference CLI's defaults, greedy, exactly ``NEW_TOKENS`` tokens."""
-    parser = argparse.ArgumentParser()
-    add_generation_args(parser)
     n = str(gm.NEW_TOKENS)
-    return generation_kwargs(parser.parse_args(["--num_beams", "1", "--max_length", n, "--min_length", n]))
+    return generation_from_flags(["--num_beams", "1", "--max_length", n, "--min_length", n])
 
 
 def one_pass(captioner: LoadedCaptioner, batches: Iterable[dict[str, Any]], gen: dict[str, Any]) -> int:
@@ -81,7 +79,7 @@ def one_pass(captioner: LoadedCaptioner, batches: Iterable[dict[str, Any]], gen:
     captioned = 0
     for batch in batches:
         records = caption_batch(captioner, batch, gen)
-        failed = [r for r in records if "error" in r]
+        failed = [r for r in records if is_failure(r)]
         if failed:
             raise RuntimeError(f"{len(failed)} videos failed: {failed[0]}")
         captioned += len(records)
@@ -98,13 +96,11 @@ def decode_pass(loader: DataLoader) -> int:
 
 def run(ctx: Context) -> CaseResult:
     result = CaseResult()
-    size = "tiny" if ctx.tiny else "real"
-    device = gm.benchmark_device(ctx)
-    if device is None:
-        result.skipped = "no GPU on this machine"
+    where = gm.placement(ctx, result)
+    if where is None:
         return result
+    size, device, name = where.size, where.device, where.name
     root, names = video_folder(ctx)
-    name, peak = gm.device_peak()
     model, build_s = gm.timed_build(gm.build_captioner, "opt-2.7b", size, device, ctx.workdir)
     processor = VideoEvalProcessor(image_size=gm.VISION[size]["image_size"], n_frms=gm.FRAMES)
     captioner = LoadedCaptioner(model, processor, {"name": "video_eval"}, "random weights")
@@ -124,8 +120,8 @@ def run(ctx: Context) -> CaseResult:
     end_to_end, _ = ctx.time_variant(group, f"end to end, {workers(ctx)} decode workers (project)",
                                      lambda: one_pass(captioner, batched(loader, batch_size), gen), items=count)
     rate = count / end_to_end.timing.median
-    if peak is not None and size == "real":
-        limit = gm.captioning_limit(batch_size, 1, peak)
+    if where.limits:
+        limit = gm.captioning_limit(batch_size, 1, where.limits)
         end_to_end.info.update(vit_limit_videos_per_s=round(limit["vit_limit_videos_per_s"], 1),
                                fraction_of_vit_limit=round(rate / limit["vit_limit_videos_per_s"], 3))
     if size == "real":

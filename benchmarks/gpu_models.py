@@ -15,11 +15,14 @@ special tokens at the real ids; ids they do not know are dropped when decoding.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from benchmarks.harness import CaseResult, Context, Group, Variant
 
 FRAMES = 8
 NEW_TOKENS = 30  # LAVIS's default max_len for captions
@@ -148,11 +151,50 @@ def build_captioner(llm: str, size: str, device: str | torch.device, workdir: Pa
         ).eval()
 
 
-def benchmark_device(ctx: Any) -> torch.device | None:
-    """The GPU; without one, the CPU at the tiny size (a smoke test of the code) and None at full size."""
+@dataclass(frozen=True)
+class Placement:
+    """Where a GPU case runs and what its rows are read against."""
+
+    size: str  # "real" or "tiny"
+    device: torch.device
+    name: str  # the device's name
+    peak: tuple[float, float] | None  # (bf16 FLOP/s, bytes/s), when the GPU is known
+
+    @property
+    def limits(self) -> tuple[float, float] | None:
+        """The peak to quote limits against: real sizes on a known GPU only."""
+        return self.peak if self.size == "real" else None
+
+
+def placement(ctx: Context, result: CaseResult) -> Placement | None:
+    """The GPU; without one, the CPU at the tiny size (a smoke test of the code), and at full size
+    None with the case marked skipped."""
+    size = "tiny" if ctx.tiny else "real"
     if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu") if ctx.tiny else None
+        name = torch.cuda.get_device_name(0)
+        return Placement(size, torch.device("cuda"), name, gpu_peak(name))
+    if ctx.tiny:
+        return Placement(size, torch.device("cpu"), "cpu", None)
+    result.skipped = "no GPU on this machine"
+    return None
+
+
+def random_videos(batch: int, size: str, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(batch, FRAMES, 3, H, W)`` random frames: the models' work does not depend on the pixels."""
+    s = VISION[size]["image_size"]
+    return torch.randn(batch, FRAMES, 3, s, s, device=device, dtype=dtype)
+
+
+def time_or_skip_oom(ctx: Context, group: Group, label: str, fn: Callable[[], Any], items: int,
+                     **info: Any) -> tuple[Variant, Any] | None:
+    """``ctx.time_variant`` (the variant and the last result), or None with the variant recorded
+    as skipped when the GPU runs out of memory."""
+    try:
+        return ctx.time_variant(group, label, fn, items=items, **info)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        group.add(Variant(label, skipped="out of GPU memory"))
+        return None
 
 
 def synchronize() -> None:
@@ -188,11 +230,6 @@ def gpu_peak(name: str) -> tuple[float, float] | None:
         if piece in lowered:
             return tflops * 1e12, tbps * 1e12
     return None
-
-
-def device_peak() -> tuple[str, tuple[float, float] | None]:
-    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return name, gpu_peak(name)
 
 
 def vit_flops_per_video(size: str = "real", frames: int = FRAMES) -> float:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import torch
 
 from benchmarks import gpu_models as gm
-from benchmarks.harness import Case, CaseResult, Context, Variant
+from benchmarks.harness import Case, CaseResult, Context
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +39,7 @@ BATCHES = {"full": (8, 16, 32, 64), "tiny": (2,)}
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: int, size: str,
                device: torch.device) -> float:
     """One cross-entropy step on random frames and a fixed caption; returns the loss."""
-    s = gm.VISION[size]["image_size"]
-    video = torch.randn(batch, gm.FRAMES, 3, s, s, device=device)
-    loss = model({"video": video, "text_input": [gm.CAPTION] * batch})["loss"]
+    loss = model({"video": gm.random_videos(batch, size, device), "text_input": [gm.CAPTION] * batch})["loss"]
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -75,8 +73,8 @@ def text_tokens(model: torch.nn.Module) -> int:
     return len(tokenizer(prompt).input_ids) + len(tokenizer(gm.CAPTION).input_ids)
 
 
-def measure_recipe(ctx: Context, result: CaseResult, llm: str, size: str, device: torch.device,
-                   peak: tuple[float, float] | None) -> None:
+def measure_recipe(ctx: Context, result: CaseResult, llm: str, where: gm.Placement) -> None:
+    size, device = where.size, where.device
     lora, fsdp = RECIPES[llm]
     label = f"{llm}{' + LoRA' if lora else ''}{' + FSDP (1 GPU)' if fsdp else ''}"
     model, build_s = gm.timed_build(gm.build_captioner, llm, size, device, ctx.workdir, lora=lora)
@@ -97,21 +95,19 @@ def measure_recipe(ctx: Context, result: CaseResult, llm: str, size: str, device
             name = f"batch {batch}"
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
-            try:
-                variant, loss = ctx.time_variant(
-                    group, name, lambda b=batch: train_step(model, optimizer, b, size, device), items=batch)
-            except torch.cuda.OutOfMemoryError:
-                optimizer.zero_grad(set_to_none=True)
-                torch.cuda.empty_cache()
-                group.add(Variant(name, skipped="out of GPU memory"))
+            timed = gm.time_or_skip_oom(ctx, group, name,
+                                        lambda b=batch: train_step(model, optimizer, b, size, device), batch)
+            if timed is None:
+                optimizer.zero_grad(set_to_none=True)  # the failed step's gradients
                 continue
+            variant, loss = timed
             if not math.isfinite(loss):
                 raise RuntimeError(f"{label}, batch {batch}: loss {loss}")
             variant.info["loss"] = round(loss, 4)
             if torch.cuda.is_available():
                 variant.info["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-            if peak is not None and size == "real":
-                limit = peak[0] / flops
+            if where.limits:
+                limit = where.limits[0] / flops
                 variant.info["flop_limit_samples_per_s"] = round(limit, 1)
                 variant.info["fraction_of_flop_limit"] = round(batch / variant.timing.median / limit, 3)
         group.info["weights_updated"] = not torch.equal(before, trainable[0].detach())
@@ -124,17 +120,14 @@ def measure_recipe(ctx: Context, result: CaseResult, llm: str, size: str, device
 
 def run(ctx: Context) -> CaseResult:
     result = CaseResult()
-    size = "tiny" if ctx.tiny else "real"
-    device = gm.benchmark_device(ctx)
-    if device is None:
-        result.skipped = "no GPU on this machine"
+    where = gm.placement(ctx, result)
+    if where is None:
         return result
-    name, peak = gm.device_peak()
-    result.info.update(device=name, model_size=size, frames=gm.FRAMES,
-                       vit_gflops_per_sample=gm.vit_flops_per_video(size) / 1e9)
+    result.info.update(device=where.name, model_size=where.size, frames=gm.FRAMES,
+                       vit_gflops_per_sample=gm.vit_flops_per_video(where.size) / 1e9)
     for llm in RECIPES:
         try:
-            measure_recipe(ctx, result, llm, size, device, peak)
+            measure_recipe(ctx, result, llm, where)
         except Exception as err:  # recorded: one recipe that breaks must not lose the others' numbers
             logger.exception("%s failed", llm)
             result.info.setdefault("failed", {})[llm] = f"{type(err).__name__}: {err}"

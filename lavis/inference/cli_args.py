@@ -50,3 +50,11 @@ def generation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temperature, "repetition_penalty": args.repetition_penalty,
         "length_penalty": args.length_penalty, "num_captions": args.num_captions,
     }
+
+
+def generation_from_flags(flags: list[str]) -> dict[str, Any]:
+    """What ``generation_kwargs`` gives for these generation flags, the others at the CLIs'
+    defaults (for code that captions as the CLIs do)."""
+    parser = argparse.ArgumentParser()
+    add_generation_args(parser)
+    return generation_kwargs(parser.parse_args(flags))
