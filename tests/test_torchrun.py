@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from tests.conftest import launch, load_weights, read_metrics
@@ -9,8 +10,18 @@ from tests.conftest import launch, load_weights, read_metrics
 NO_DROPOUT = ["model.dropout=0.0", "run.keep_last_checkpoints=0"]
 
 
+# A loss is computed in batches whose shape depends on the number of ranks, and matrix kernels
+# may sum a row in another order for another batch shape (seen on AMD EPYC: 1.2715753 against
+# 1.2715755), so losses agree to float32 rounding; ids, predictions and accuracies agree exactly.
+LOSS_RTOL = 1e-5
+
+
 def eval_records(job):
     return [r for r in read_metrics(job) if "split" in r]
+
+
+def without_loss(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "loss"}
 
 
 def test_ddp_two_ranks_match_one_process(tmp_path):
@@ -40,9 +51,13 @@ def test_evaluating_one_checkpoint_on_two_ranks_equals_one_process(tmp_path):
     launch("evaluate.py", [*opts, "run.job_id=one"])
     launch("evaluate.py", [*opts, "run.job_id=two"], nproc=2)
     for split in ("val", "test"):
-        one = (tmp_path / "one" / "result" / f"{split}_final.json").read_text()
-        assert one == (tmp_path / "two" / "result" / f"{split}_final.json").read_text()
-    assert eval_records(tmp_path / "one") == eval_records(tmp_path / "two")
+        one = json.loads((tmp_path / "one" / "result" / f"{split}_final.json").read_text())
+        two = json.loads((tmp_path / "two" / "result" / f"{split}_final.json").read_text())
+        assert [without_loss(r) for r in one] == [without_loss(r) for r in two]  # ids, order, predictions
+        assert [r["loss"] for r in one] == pytest.approx([r["loss"] for r in two], rel=LOSS_RTOL)
+    one, two = eval_records(tmp_path / "one"), eval_records(tmp_path / "two")
+    assert [without_loss(r) for r in one] == [without_loss(r) for r in two]  # accuracy: identical
+    assert [r["loss"] for r in one] == pytest.approx([r["loss"] for r in two], rel=LOSS_RTOL)
 
 
 def test_fsdp_two_ranks_train_and_resume_exactly(tmp_path):
