@@ -37,7 +37,7 @@ class PipelineConfig:
     decode_timeout: float = 60.0  # seconds per clip; a hung decoder becomes that clip's error
     tolerance: float = 0.01  # seconds, matching archive member names to CSV rows
     rows_per_shard: int = 1000  # path-CSV mode: rows per shard (archive mode: one archive each)
-    # archive members above this are not read (the row fails; raise it and rerun with --retry_failed);
+    # MiB; archive members above this are not read (the row fails; raise it and rerun with --retry_failed);
     # the members in flight are spooled to the work folder, so it also bounds the disk they take
     max_member_mb: float = 2048.0
 
