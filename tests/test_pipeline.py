@@ -1,13 +1,15 @@
 """The captioning pipeline end to end: archives and CSVs in, one record per clip out.
 
-Covers hostile and broken archive members, corrupt videos, rows without videos and videos
-without rows, kill -9 and resume, two ranks under torchrun, --retry_failed, config errors and
-datautil's set operations. Stages: camera_motion and video_caption with the demo model.
+Covers hostile and broken archive members, damaged archives (each way a stream can fail), the
+memory an archive's large member takes, corrupt videos, rows without videos and videos without
+rows, kill -9 and resume, two ranks under torchrun, --retry_failed, config errors and datautil's
+set operations. Stages: camera_motion and video_caption with the demo model.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +134,176 @@ def test_archives_bad_members_corrupt_clips_and_missing_rows(archives, tmp_path)
                            "--options", *FAST], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert two.read_text() == out.read_text()
+
+
+def tar_bytes(clips: dict[str, bytes]) -> tuple[bytes, list[int]]:
+    """A plain tar of the clips, and where each member's header starts."""
+    buf, starts = io.BytesIO(), []
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in clips.items():
+            starts.append(tar.offset)
+            add_bytes(tar, name, data)
+    return buf.getvalue(), starts
+
+
+def full_flush_gzip(data: bytes, cut: int) -> tuple[bytes, int]:
+    """``data`` gzipped with a full flush at ``cut``; the offset of the deflate block after it."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        gz.write(data[:cut])
+        gz.flush(zlib.Z_FULL_FLUSH)
+        block = buf.tell()
+        gz.write(data[cut:])
+    return buf.getvalue(), block
+
+
+def damage(kind: str, raw: bytes, starts: list[int], clip: bytes) -> tuple[str, bytes, str]:
+    """The archive's file name, its damaged bytes, and a phrase of the reason it must be refused for."""
+    third, rng = starts[3], np.random.default_rng(0)
+    if kind == "bit_rot":  # stored deflate blocks: the flipped byte is read as is, only the CRC at the end tells
+        data = bytearray(gzip.compress(raw, compresslevel=0, mtime=0))
+        data[data.find(clip[100:132]) + 16] ^= 0xFF
+        return "part.tar.gz", bytes(data), "CRC check failed"
+    if kind == "zlib":  # an invalid deflate block type where the fourth member starts
+        data, block = full_flush_gzip(raw, third)
+        return "part.tar.gz", data[:block] + bytes([data[block] | 0b110]) + data[block + 1:], "invalid block type"
+    if kind == "truncated_gz":
+        data = gzip.compress(raw, mtime=0)
+        return "part.tar.gz", data[: len(data) * 2 // 3], "ended before the end-of-stream marker"
+    if kind == "garbage_header":
+        return "part.tar", raw[:third] + rng.bytes(512) + raw[third + 512:], "bad tar header"
+    if kind == "truncated_tar":  # cut where a header would start: tarfile alone takes it for the end
+        return "part.tar", raw[:third], "ends before its end-of-archive marker"
+    assert kind == "zeroed_header"  # read as the end-of-archive marker, with members after it
+    return "part.tar", raw[:third] + bytes(512) + raw[third + 512:], "data after the end-of-archive marker"
+
+
+@pytest.fixture(scope="module")
+def camera_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "camera.yaml"
+    path.write_text("pipeline:\n  stages:\n    - {name: camera_motion}\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["bit_rot", "zlib", "truncated_gz", "garbage_header", "truncated_tar", "zeroed_header"])
+def test_a_damaged_archive_is_unreadable_not_done_and_read_again(kind, camera_config, tmp_path):
+    """However the stream fails, the archive is reported unreadable and gets no done marker; the
+    clips read from it before the failure showed (a gzip CRC is only checked at the end) are
+    failures, not captioned rows; the unreached rows are missing; the next run reads it again."""
+    clips = {f"v{i} (0-1).mp4": write_video(tmp_path / f"v{i}.mp4", num_frames=12 + i, fps=10).read_bytes()
+             for i in range(6)}
+    raw, starts = tar_bytes(clips)
+    name, data, reason = damage(kind, raw, starts, clips["v2 (0-1).mp4"])
+    folder = tmp_path / "tars"
+    folder.mkdir()
+    (folder / name).write_bytes(data)
+    rows = write_csv(tmp_path / "clips.csv", [{"video_id": f"v{i}", "start": "0", "end": "1"} for i in range(6)])
+    out = tmp_path / "meta.csv"
+    args = ["--config", str(camera_config), "--dataset_csv", str(rows), "--tar_folder", str(folder),
+            "--output_csv", str(out), "--num_workers", "0", "--batch_size", "2"]
+    assert main(args) == 1
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert [(a["shard"], reason in a["reason"]) for a in report["unreadable_archives"]] == [("part", True)], report
+    shards = Path(f"{out}.work") / "shards"
+    assert not (shards / "part.done.json").exists() and (shards / "part.unreadable.json").is_file()
+    records = {r["id"]: r for r in read_table(out.with_suffix(".jsonl"))}
+    assert all(set(r["errors"]) == {"archive"} and "unreadable" in r["errors"]["archive"] and "camera_motion" not in r
+               for r in records.values()), records
+    ids = [f"v{i} (0.000-1.000)" for i in range(6)]
+    assert sorted(report["missing"]) == [i for i in ids if i not in records]
+    if kind == "bit_rot":
+        assert sorted(records) == ids  # every clip was read: the damage shows only at the end
+
+    # the archive replaced: the rerun reads it all again, skipping none of the distrusted clips
+    for old in folder.iterdir():
+        old.unlink()
+    (folder / "part.tar.gz").write_bytes(gzip.compress(raw))
+    assert main(args) == 0
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["unreadable_archives"] == [] and report["missing"] == [] and report["this_run"]["skipped"] == 0
+    assert (shards / "part.done.json").is_file() and not (shards / "part.unreadable.json").exists()
+    assert all(r["camera_motion"] and not r.get("errors") for r in read_table(out.with_suffix(".jsonl")))
+
+
+def test_members_are_spooled_exactly_from_every_compression(tmp_path):
+    """gzip, bzip2, xz (told by their content, as tarfile's ``r|*`` did) and plain tar: each wanted
+    member's spool file holds its bytes; unwanted ones are not read; a cut stream is unreadable."""
+    import bz2
+    import lzma
+
+    from lavis.pipeline.sources import Member, Unreadable, iter_archive
+
+    clips = {f"c{i} (0-1).mp4": np.random.default_rng(i).bytes(50_000 + i) for i in range(3)}
+    raw, _ = tar_bytes(clips)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for compress in (gzip.compress, bz2.compress, lzma.compress, bytes):
+        data = compress(raw)
+        (tmp_path / "a.tar").write_bytes(data)
+        items = list(iter_archive(tmp_path / "a.tar", spool, wanted=lambda name: not name.startswith("c1")))
+        assert [(m.name, m.path is not None) for m in items] == [(n, n[1] != "1") for n in clips], compress
+        assert all(m.path.read_bytes() == clips[m.name] for m in items if m.path)
+        for m in items:
+            if m.path is not None:
+                m.path.unlink()
+        (tmp_path / "a.tar").write_bytes(data[: len(data) // 2])
+        *members, last = iter_archive(tmp_path / "a.tar", spool)
+        assert isinstance(last, Unreadable) and all(isinstance(m, Member) for m in members), (compress, last)
+        for m in members:
+            m.path.unlink()
+    assert not list(spool.iterdir())  # a member cut short leaves no partial copy
+
+
+MEMORY_PROBE = """
+import json, resource, sys
+from lavis.pipeline.__main__ import main
+warm, big = json.loads(sys.argv[1])
+main(warm)  # imports and the stage's set-up, before measuring
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+status = main(big)
+print(json.dumps({"status": status, "before": before, "after": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def test_a_large_member_takes_disk_not_memory(camera_config, tmp_path):
+    """A 256 MiB zero-filled member (a few hundred KB gzipped) adds next to nothing to the peak
+    memory of the rank or of its decoding workers (ru_maxrss, after a warm-up run): members are
+    spooled to the work folder a chunk at a time, decoded from there and removed; one above
+    ``max_member_mb`` is not read, and its row says why."""
+    size = 256 << 20
+    clip = write_video(tmp_path / "clip.mp4", num_frames=12, fps=10).read_bytes()
+    for name, zeros in (("warm", 1 << 20), ("big", size)):
+        (tmp_path / name).mkdir()
+        with tarfile.open(tmp_path / name / "part.tar.gz", "w:gz", compresslevel=1) as tar, open("/dev/zero", "rb") as f:
+            add_bytes(tar, "clip (0-1).mp4", clip)
+            info = tarfile.TarInfo("zeros (0-1).mp4")
+            info.size = zeros
+            tar.addfile(info, f)
+    rows = write_csv(tmp_path / "clips.csv", [{"video_id": v, "start": "0", "end": "1"} for v in ("clip", "zeros")])
+
+    def args(name: str, output: str = "", *extra: str) -> list[str]:
+        return ["--config", str(camera_config), "--dataset_csv", str(rows), "--tar_folder", str(tmp_path / name),
+                "--output_csv", str(tmp_path / f"{output or name}.csv"), "--num_workers", "1", *extra]
+
+    proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, json.dumps([args("warm"), args("big")])], cwd=ROOT,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kib = json.loads(proc.stdout.splitlines()[-1])
+    assert kib["status"] == 1  # the zeros are not a video
+    assert kib["after"] - kib["before"] < 48 << 10, kib  # KiB: well below the member's 256 MiB
+    assert kib["workers"] < kib["before"] + (48 << 10), kib
+    records = {r["video_id"]: r for r in read_table(tmp_path / "big.jsonl")}
+    assert records["clip"]["camera_motion"] and not records["clip"].get("errors")
+    assert records["zeros"]["errors"]["decode"].startswith("zeros (0-1).mp4: not a readable video")
+    assert "spool" not in records["zeros"]["errors"]["decode"]  # named as in the archive, not by its spool file
+    assert not [p for p in (tmp_path / "big.csv.work").iterdir() if p.name.startswith("spool")]
+
+    limited = main(args("big", "limited", "--options", "pipeline.max_member_mb=64"))
+    assert limited == 1
+    records = {r["video_id"]: r for r in read_table(tmp_path / "limited.jsonl")}
+    assert "256.0 MiB, above the limit of 64 MiB (pipeline.max_member_mb)" in records["zeros"]["errors"]["decode"]
+    assert records["clip"]["camera_motion"]
 
 
 def copies(folder: Path, count: int) -> Path:

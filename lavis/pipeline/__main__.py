@@ -8,8 +8,9 @@
 
 Work files live in ``--work_dir`` (default ``<output_csv>.work``); a rerun resumes there. Rank 0
 writes ``meta.csv``, ``meta.jsonl`` (and ``meta.parquet`` with pyarrow) and ``meta.report.json``
-(counts, refused archive members, members without a row, rows without a video). Exit status: 0
-when every row was processed without error, 1 when some failed or were missing, 2 on bad input.
+(counts, unreadable archives, refused archive members, members without a row, rows without a
+video). Exit status: 0 when every row was processed without error, 1 when some failed or were
+missing or an archive was unreadable, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ def finish(job: PipelineJob, rows: list[Row], output_csv: str, counts: list[dict
     written = write_outputs(ordered, output_csv)
     shard_reports = job.shard_reports()
     failed = sum(map(is_failure, ordered))
+    unreadable = [{"shard": s["shard"], "archive": s["archive"], "reason": s["unreadable"]}
+                  for s in shard_reports if "unreadable" in s]
     report = {
         "rows": len(rows), "processed": len(ordered) - failed, "failed": failed, "missing": missing,
+        "unreadable_archives": unreadable,
         "refused_members": [dict(r, shard=s["shard"]) for s in shard_reports for r in s["refused"]],
         "unmatched_members": [m for s in shard_reports for m in s["unmatched"]],
         "this_run": {k: sum(c[k] for c in counts) for k in ("done", "failed", "skipped", "shards_skipped")},
@@ -80,6 +84,8 @@ def finish(job: PipelineJob, rows: list[Row], output_csv: str, counts: list[dict
     atomic_write_json(report, Path(output_csv).with_suffix(".report.json"))
     if missing:
         logger.warning("%d CSV rows have no video (e.g. %r); listed in the report", len(missing), missing[0])
+    for archive in unreadable:
+        logger.warning("archive %s is unreadable (%s): rerun once it is replaced", archive["archive"], archive["reason"])
     wall = time.time() - started
     logger.info(
         "pipeline done: %d rows, %d processed, %d failed, %d without a video, %d archive members refused, "
@@ -88,7 +94,7 @@ def finish(job: PipelineJob, rows: list[Row], output_csv: str, counts: list[dict
         len(report["unmatched_members"]), report["this_run"]["done"] + report["this_run"]["failed"], wall,
         ", ".join(map(str, written)),
     )
-    return 1 if failed or missing else 0
+    return 1 if failed or missing or unreadable else 0
 
 
 def main(argv: list[str] | None = None) -> int:

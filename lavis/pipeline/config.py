@@ -37,9 +37,12 @@ class PipelineConfig:
     decode_timeout: float = 60.0  # seconds per clip; a hung decoder becomes that clip's error
     tolerance: float = 0.01  # seconds, matching archive member names to CSV rows
     rows_per_shard: int = 1000  # path-CSV mode: rows per shard (archive mode: one archive each)
+    # MiB; archive members above this are not read (the row fails; raise it and rerun with --retry_failed);
+    # the members in flight are spooled to the work folder, so it also bounds the disk they take
+    max_member_mb: float = 2048.0
 
     def config_hash(self) -> str:
-        """What decides the rows' content (not the device or the timeout)."""
+        """What decides the rows' content (not the device, the timeout or the size limit)."""
         decisive = {"stages": self.stages, "tolerance": self.tolerance, "rows_per_shard": self.rows_per_shard}
         return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -64,6 +67,8 @@ def load_pipeline_config(path: str | Path, overrides: list[str] | None = None) -
     config = convert(container["pipeline"], PipelineConfig, "pipeline", lambda key: f"{path}: ")
     if not config.stages:
         raise ConfigError(f"{path}: 'pipeline.stages' is empty")
+    if config.max_member_mb <= 0:
+        raise ConfigError(f"{path}: 'pipeline.max_member_mb' must be positive, got {config.max_member_mb}")
     names = [s["name"] for s in config.stages]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: a stage may run once per pipeline, got {names}")

@@ -2,14 +2,16 @@
 
 Each worker builds its own (model-free) stage objects from the specs, so it can ask each stage
 which frames it wants; one clip is opened once, the union of those frames decoded once, and
-audio extracted when a stage needs it. Failures come back as error strings, never exceptions,
-so one bad clip cannot stop a shard; a decoder that hangs is abandoned after ``timeout``.
+audio extracted when a stage needs it. Clips are always files (an archive member is spooled to
+one first), so a worker never holds a whole clip in memory. Failures come back as error strings,
+never exceptions, so one bad clip cannot stop a shard; a decoder that hangs is abandoned after
+``timeout``.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import av
@@ -26,11 +28,21 @@ _stages: list[Stage] = []  # this worker's stage objects (no models loaded)
 
 @dataclass
 class Work:
-    """One clip to decode: the row and its bytes (archive member) or nothing (a path row)."""
+    """One clip to decode: a path row, or an archive member's row with the file the member was
+    spooled to (``discard`` removes it once decoded) or why the member was not read."""
 
     row: Row
-    data: bytes | None = None
+    spooled: Path | None = None
     name: str = ""  # the archive member's name, for messages
+    error: str | None = None
+
+    @property
+    def source(self) -> str:
+        return str(self.spooled) if self.spooled is not None else self.row.path
+
+    def discard(self) -> None:
+        if self.spooled is not None:
+            self.spooled.unlink(missing_ok=True)
 
 
 def init_worker(stage_specs: list[dict[str, Any]]) -> None:
@@ -42,16 +54,24 @@ def init_worker(stage_specs: list[dict[str, Any]]) -> None:
 def decode(work: Work, timeout: float | None) -> Clip | tuple[Row, str]:
     """The clip with every stage's frames (and audio), or ``(row, reason)``."""
     name = work.name or work.row.path or work.row.id
+    if work.error is not None:
+        return work.row, work.error
     try:
         return call_with_timeout(lambda: _decode(work, name), timeout, name)
     except (VideoDecodeError, ValueError, OSError) as err:
-        return work.row, str(err)
+        return work.row, _reason(work, str(err))
     except Exception as err:  # noqa: BLE001 - a decoder surprise is this clip's error, not the job's end
-        return work.row, f"{type(err).__name__}: {err}"
+        return work.row, _reason(work, f"{type(err).__name__}: {err}")
+
+
+def _reason(work: Work, text: str) -> str:
+    """An error's text with an archive member named as in its archive, not by its spool file
+    (a temporary name would make the records of two runs differ)."""
+    return text.replace(str(work.spooled), work.name) if work.spooled is not None else text
 
 
 def _decode(work: Work, name: str) -> Clip:
-    source = work.data if work.data is not None else work.row.path
+    source = work.source
     with open_video(source, name=name) as reader:
         info = reader.info
         wanted = {stage.name: stage.select_frames(info) for stage in _stages}
@@ -70,12 +90,12 @@ def _decode(work: Work, name: str) -> Clip:
     return clip
 
 
-def read_audio(source: str | bytes, name: str, rate: int = AUDIO_RATE) -> tuple[np.ndarray | None, int]:
+def read_audio(source: str, name: str, rate: int = AUDIO_RATE) -> tuple[np.ndarray | None, int]:
     """The first audio stream as mono float32 at ``rate`` Hz, aligned so that sample 0 is the
     first video frame's time (an audio stream starting later is padded with silence, an earlier
     one trimmed); ``(None, rate)`` without an audio stream."""
     try:
-        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
+        with av.open(source) as container:
             if not container.streams.audio:
                 return None, rate
             audio = container.streams.audio[0]

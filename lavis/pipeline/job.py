@@ -8,6 +8,11 @@ next open) and, when complete, writes ``<shard>.done.json`` (counts, config hash
 version, refused and unmatched archive members). A rerun skips done shards and, in a partial
 one, the clips already recorded (failed ones too, unless ``retry_failed``). Rank 0 then merges
 all shards by id into the outputs (``outputs.py``) and reports the CSV rows never seen.
+
+Archive members are spooled to files in ``<work_dir>/spool.rank<r>`` and removed once decoded.
+An archive whose stream turns out damaged gets no done marker but ``<shard>.unreadable.json``;
+its records are rewritten as failures (``errors: {archive: ...}``: their bytes came from a
+stream that failed its checks), its unreached rows stay missing, and the next run reads it again.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import functools
 import json
 import logging
 import multiprocessing
+import shutil
 import subprocess
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -34,11 +41,13 @@ from lavis.common.dist import resolve_device
 from lavis.inference.records import PartFile, Record, is_failure, read_records
 from lavis.pipeline import decode as decoding
 from lavis.pipeline.config import PipelineConfig
+from lavis.pipeline.outputs import write_jsonl
 from lavis.pipeline.parallel import Layout
-from lavis.pipeline.sources import Refused, Row, RowIndex, iter_archive
+from lavis.pipeline.sources import Refused, Row, RowIndex, Unreadable, iter_archive
 from lavis.pipeline.stages.base import Clip, Stage, build_stage
 
 logger = logging.getLogger(__name__)
+ARCHIVE_ERROR = "archive"  # the errors key of a clip read from an archive found damaged: always redone
 
 
 @dataclass
@@ -46,6 +55,16 @@ class Shard:
     name: str
     archive: Path | None = None  # archive mode
     rows: list[Row] = field(default_factory=list)  # path mode: the shard's rows
+
+
+@dataclass
+class ShardLog:
+    """What one pass over a shard found besides its records, for its report."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"done": 0, "failed": 0, "skipped": 0})
+    refused: list[dict[str, str]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    unreadable: str | None = None  # why the archive's stream failed
 
 
 def plan_shards(rows: list[Row], tar_folder: str | Path | None, rows_per_shard: int) -> list[Shard]:
@@ -86,6 +105,7 @@ class PipelineJob:
         self.layout = layout or Layout(self.rank, 1, self.rank, dist.get_world_size())
         self.stages: list[Stage] = []
         self.config_hash = config.config_hash()
+        self.spool = self.work_dir / f"spool.rank{self.rank}"
 
     # ------------------------------------------------------------------ running
     def run(self) -> dict[str, Any]:
@@ -100,7 +120,7 @@ class PipelineJob:
             device = resolve_device(self.config.device)
             self.stages = [build_stage(spec) for spec in self.config.stages]
             decoding.init_worker(self.config.stages)  # inline decoding (num_workers=0) uses them too
-            with self._pool() as pool:
+            with self._spool_folder(), self._pool() as pool:
                 for stage in self.stages:
                     stage.setup(device, layout.tp_mesh)
                 for shard in todo:
@@ -110,6 +130,17 @@ class PipelineJob:
         if not layout.writer:  # the group's writer reports the clips it and this rank did together
             counts.update({k: 0 for k in ("shards", "shards_skipped", "done", "failed", "skipped")})
         return counts
+
+    @contextmanager
+    def _spool_folder(self) -> Iterator[None]:
+        """An empty folder for this rank's spooled archive members (a killed run's left-overs
+        removed), removed again at the end."""
+        shutil.rmtree(self.spool, ignore_errors=True)
+        self.spool.mkdir(parents=True)
+        try:
+            yield
+        finally:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
     def _pool(self) -> _DecodePool | _Inline:
         if self.num_workers <= 0:
@@ -121,54 +152,92 @@ class PipelineJob:
         finished: set[str] | None = None
         if self.layout.writer:
             previous = read_records([part_path], key="id") if part_path.is_file() else {}
-            finished = {rid for rid, r in previous.items() if not (self.retry_failed and is_failure(r))}
+            finished = {rid for rid, r in previous.items() if self._settled(r)}
         if self.layout.tp_size > 1:  # the group must agree on the clips to do, before its writer writes
             finished = dist.broadcast_object(finished, src=self.layout.leader, group=self.layout.tp_group)
-        refused: list[dict[str, str]] = []
-        unmatched: list[str] = []
-        counts = {"done": 0, "failed": 0, "skipped": 0}
-        work = self._work(shard, finished, refused, unmatched, counts)
+        log = ShardLog()
+        work = self._work(shard, finished, log)
         bar = progress(desc=f"shard {shard.name}", unit="clip", rank=self.rank)
         with (PartFile(part_path) if self.layout.writer else _NoWriter()) as part:
             for batch in _batches(self._decoded(work, pool), self.batch_size):
                 records = self._process(batch)
                 part.append(records)
                 for record in records:
-                    counts["failed" if is_failure(record) else "done"] += 1
+                    log.counts["failed" if is_failure(record) else "done"] += 1
                 bar.update(len(records))
         bar.close()
         if not self.layout.writer:
-            return counts
-        for item in refused:
+            return log.counts
+        for item in log.refused:
             logger.warning("%s: refused archive member %r: %s", shard.name, item["member"], item["reason"])
-        if unmatched:
-            logger.warning("%s: %d archive members have no CSV row (e.g. %r)", shard.name, len(unmatched), unmatched[0])
-        atomic_write_json({"shard": shard.name, "config_hash": self.config_hash, "code_version": code_version(),
-                           **counts, "refused": refused, "unmatched": unmatched}, self._marker(shard))
-        return counts
+        if log.unmatched:
+            logger.warning("%s: %d archive members have no CSV row (e.g. %r)", shard.name, len(log.unmatched), log.unmatched[0])
+        if log.unreadable is not None:
+            self._distrust(shard, log)
+        else:
+            self._write_report(shard, log, self._marker(shard))
+            self._unreadable_report(shard).unlink(missing_ok=True)
+        return log.counts
 
-    def _work(self, shard: Shard, finished: set[str], refused: list, unmatched: list,
-              counts: dict[str, int]) -> Iterator[decoding.Work]:
-        """The shard's clips still to do, streamed from its archive or taken from its rows."""
+    def _settled(self, record: Record) -> bool:
+        """Whether this run leaves a recorded clip alone: not one read from an archive found
+        damaged (always redone), nor a failure under ``retry_failed``."""
+        if ARCHIVE_ERROR in (record.get("errors") or {}):
+            return False
+        return not (self.retry_failed and is_failure(record))
+
+    def _distrust(self, shard: Shard, log: ShardLog) -> None:
+        """The archive's stream failed its checks: every clip recorded from it, in this run or an
+        earlier one, came from that stream (a gzip checksum covers all of it, checked only at its
+        end), so its record is rewritten as a failure; no done marker, so the next run reads the
+        archive again."""
+        part_path = self._part(shard)
+        records = read_records([part_path], key="id") if part_path.is_file() else {}
+        logger.error("%s: archive %s is unreadable (%s); the %d clips read from it are marked failed, the rest are "
+                     "missing; the next run reads it again", shard.name, shard.archive, log.unreadable, len(records))
+        reason = (f"archive {shard.archive.name} is unreadable ({log.unreadable}); "
+                  "this clip was read from it before that was found and is not trusted")
+        write_jsonl([{**self._row_fields(rid), "errors": {ARCHIVE_ERROR: reason}} for rid in records], part_path)
+        log.counts["failed"] += log.counts["done"]
+        log.counts["done"] = 0
+        self._write_report(shard, log, self._unreadable_report(shard))
+
+    def _row_fields(self, rid: str) -> dict[str, Any]:
+        row = self.by_id.get(rid)
+        return row_fields(row) if row is not None else {"id": rid}
+
+    def _write_report(self, shard: Shard, log: ShardLog, path: Path) -> None:
+        unreadable = {"archive": str(shard.archive), "unreadable": log.unreadable} if log.unreadable is not None else {}
+        atomic_write_json({"shard": shard.name, "config_hash": self.config_hash, "code_version": code_version(),
+                           **log.counts, "refused": log.refused, "unmatched": log.unmatched, **unreadable}, path)
+
+    def _work(self, shard: Shard, finished: set[str], log: ShardLog) -> Iterator[decoding.Work]:
+        """The shard's clips still to do, from its rows or streamed from its archive (only the
+        members to do are read, each into a spool file)."""
         if shard.archive is None:
             for row in shard.rows:
                 if row.id in finished:
-                    counts["skipped"] += 1
+                    log.counts["skipped"] += 1
                 else:
                     yield decoding.Work(row)
             return
-        for item in iter_archive(shard.archive):
-            if isinstance(item, Refused):
-                refused.append({"member": item.member, "reason": item.reason})
-                continue
-            name, data = item
+
+        def wanted(name: str) -> bool:
             row = self.index.match(name)
-            if row is None:
-                unmatched.append(name)
+            return row is not None and row.id not in finished
+
+        limit = round(self.config.max_member_mb * 2**20)
+        for item in iter_archive(shard.archive, self.spool, wanted, limit):
+            if isinstance(item, Unreadable):
+                log.unreadable = item.reason
+            elif isinstance(item, Refused):
+                log.refused.append({"member": item.member, "reason": item.reason})
+            elif (row := self.index.match(item.name)) is None:
+                log.unmatched.append(item.name)
             elif row.id in finished:
-                counts["skipped"] += 1
+                log.counts["skipped"] += 1
             else:
-                yield decoding.Work(row, data, name)
+                yield decoding.Work(row, item.path, item.name, item.error)
 
     def _decoded(self, work: Iterator[decoding.Work], pool) -> Iterator[Clip | tuple[Row, str]]:
         """Decode ahead in the pool (at most ``2 * workers + batch`` clips in flight), in order."""
@@ -182,7 +251,15 @@ class PipelineJob:
             yield self._next_decoded(pending, pool)
 
     def _next_decoded(self, pending: deque[tuple[decoding.Work, Future]], pool) -> Clip | tuple[Row, str]:
-        """The oldest clip in flight. A decoder that kills its worker process (a crash in FFmpeg,
+        """The oldest clip in flight, its spooled file removed."""
+        work = pending[0][0]
+        try:
+            return self._oldest_result(pending, pool)
+        finally:
+            work.discard()
+
+    def _oldest_result(self, pending: deque[tuple[decoding.Work, Future]], pool) -> Clip | tuple[Row, str]:
+        """The oldest clip's decoding. A decoder that kills its worker process (a crash in FFmpeg,
         the OOM killer) breaks the whole pool and every clip in flight with it: start a new
         pool, decode those clips again one at a time to find the culprit, record it as failed."""
         item, future = pending.popleft()
@@ -242,6 +319,10 @@ class PipelineJob:
     def _marker(self, shard: Shard) -> Path:
         return self.work_dir / "shards" / f"{shard.name}.done.json"
 
+    def _unreadable_report(self, shard: Shard) -> Path:
+        """The report of a shard whose archive was found damaged (it has no done marker)."""
+        return self.work_dir / "shards" / f"{shard.name}.unreadable.json"
+
     def check_markers(self) -> None:
         """Refuse a work folder whose finished shards came from another pipeline config (checked
         over all shards, so every rank reaches the same verdict)."""
@@ -262,7 +343,13 @@ class PipelineJob:
         return not (self.retry_failed and json.loads(marker.read_text(encoding="utf-8")).get("failed"))
 
     def shard_reports(self) -> list[dict[str, Any]]:
-        return [json.loads(self._marker(s).read_text(encoding="utf-8")) for s in self.shards if self._marker(s).is_file()]
+        """Each shard's done marker, or the report of its last pass that found the archive damaged."""
+        reports = []
+        for shard in self.shards:
+            found = [p for p in (self._marker(shard), self._unreadable_report(shard)) if p.is_file()]
+            if found:
+                reports.append(json.loads(found[0].read_text(encoding="utf-8")))
+        return reports
 
     def all_records(self) -> dict[str, Record]:
         return read_records([self._part(s) for s in self.shards if self._part(s).is_file()], key="id")

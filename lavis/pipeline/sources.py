@@ -1,23 +1,41 @@
 """Where the pipeline's clips come from: a dataset CSV with ``.tar.gz`` archives, or a path CSV.
 
-Archives are streamed (``tarfile`` mode ``r|gz``: nothing is extracted to disk, nothing is
-seeked) and every member is checked before it is read: absolute names, ``..``, links, devices
-and anything but a regular file are refused and reported. Members are named
-``{video_id} ({start}-{end}).{ext}`` and matched to CSV rows of that video within a tolerance on
-start and end; members without a row are reported, and rows never seen are reported at the end.
+Archives are streamed (read once, front to back, never seeked or extracted in place) and every
+member is checked before it is read: absolute names, ``..``, links, devices and anything but a
+regular file are refused and reported. A wanted member is copied, a chunk at a time, to a file
+of its own in a spool folder, so memory stays bounded whatever the archive holds; one above the
+size limit is not read. Members are named ``{video_id} ({start}-{end}).{ext}`` and matched to CSV
+rows of that video within a tolerance on start and end; members without a row are reported, and
+rows never seen are reported at the end.
+
+A damaged archive is never taken for a shorter, complete one: the decompressor checks its stream
+(gzip, bzip2 and xz: truncation, corrupt data, the checksum at the end), and a bad, short or
+missing tar header, or data after the end-of-archive marker, is an error too (``tarfile`` alone
+would end the archive there quietly). Such an archive ends with ``Unreadable``.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import lzma
+import os
 import re
+import shutil
 import tarfile
-from collections.abc import Iterator
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 MEMBER_NAME = re.compile(r"^(?P<video_id>.+) \((?P<start>\d+(?:\.\d*)?)-(?P<end>\d+(?:\.\d*)?)\)\.(?P<ext>[A-Za-z0-9]+)$")
 TIME_TOLERANCE = 0.01  # seconds; CSVs and file names round clip bounds differently
+SPOOL_CHUNK = 1 << 20  # bytes copied at a time from an archive member to its spool file
+# what a damaged archive raises, from the file, the decompressor or tarfile
+ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
 
 
 @dataclass(frozen=True)
@@ -28,7 +46,7 @@ class Row:
     video_id: str
     start: float | None = None
     end: float | None = None
-    path: str | None = None  # path CSV: the file; archive mode: None (the bytes come with it)
+    path: str | None = None  # path CSV: the file; archive mode: None (the member comes with it)
     fields: tuple[tuple[str, str], ...] = ()  # the CSV row's own columns, carried to the output
 
 
@@ -92,6 +110,26 @@ class Refused:
     reason: str
 
 
+@dataclass(frozen=True)
+class Member:
+    """A regular archive member with a safe name: ``path`` is its spooled copy when it was wanted
+    and read; else ``path`` is None and ``error`` says why a wanted one was not read (it is None
+    for a member that was not wanted)."""
+
+    name: str
+    path: Path | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The archive's stream failed: no member after this point was reached, and none before it
+    can be trusted (a compressed stream's checksum covers it all and is checked at its end)."""
+
+    archive: str
+    reason: str
+
+
 def member_problem(member: tarfile.TarInfo) -> str | None:
     """Why a member must not be read, or None for a plain file with a safe relative name."""
     name = PurePosixPath(member.name)
@@ -108,25 +146,79 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def iter_archive(path: str | Path) -> Iterator[tuple[str, bytes] | Refused]:
-    """Stream ``(member name, bytes)`` of the safe members, ``Refused`` for the others; a
-    truncated or corrupt archive ends the stream with a ``Refused`` naming the error."""
+def iter_archive(path: str | Path, spool: Path, wanted: Callable[[str], bool] = lambda name: True,
+                 max_member_bytes: int | None = None) -> Iterator[Member | Refused | Unreadable]:
+    """Every safe regular member as a ``Member`` (spooled into ``spool`` when ``wanted(name)``
+    and at most ``max_member_bytes``; the caller removes the file), ``Refused`` for the others;
+    a damaged archive ends with ``Unreadable``."""
     try:
-        with tarfile.open(path, mode="r|*") as archive:
+        with _decompressed(path) as stream, tarfile.open(fileobj=stream, mode="r|", tarinfo=_StrictTarInfo) as archive:
             for member in archive:
                 if member.isdir():
                     continue
                 problem = member_problem(member)
                 if problem is not None:
                     yield Refused(str(path), member.name, problem)
-                    continue
-                handle = archive.extractfile(member)
-                if handle is None:
-                    yield Refused(str(path), member.name, "cannot be read")
-                    continue
-                yield member.name, handle.read()
-    except (tarfile.TarError, OSError, EOFError) as err:
-        yield Refused(str(path), "", f"archive unreadable from here on: {err}")
+                elif not wanted(member.name):
+                    yield Member(member.name)
+                elif max_member_bytes is not None and member.size > max_member_bytes:
+                    yield Member(member.name, error=f"archive member of {member.size / 2**20:.1f} MiB, above the limit of "
+                                                    f"{max_member_bytes / 2**20:g} MiB (pipeline.max_member_mb): not read")
+                else:
+                    yield Member(member.name, _spool(archive, member, spool))
+            _check_end(archive)
+    except ARCHIVE_ERRORS as err:
+        yield Unreadable(str(path), str(err) or type(err).__name__)
+
+
+def _decompressed(path: str | Path) -> BinaryIO:
+    """The archive's tar stream through Python's own decompressors, which (unlike tarfile's
+    stream mode) raise on a truncated or corrupt stream and check its checksum at the end."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """tarfile ends an archive quietly at a bad (checksum), short or missing header after the
+    first one; here each of those is an error, so a damaged archive never passes for a complete one."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EmptyHeaderError as err:
+            raise tarfile.ReadError("the archive ends before its end-of-archive marker (truncated?)") from err
+        except (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as err:
+            raise tarfile.ReadError(f"bad tar header at byte {tarfile_.offset}: {err}") from err
+
+
+def _check_end(archive: tarfile.TarFile) -> None:
+    """Read the stream to its end (which has the decompressor check the checksum); anything but
+    zero padding after the end-of-archive marker is a damaged header read as that marker."""
+    while chunk := archive.fileobj.read(SPOOL_CHUNK):
+        if chunk.strip(b"\0"):
+            raise tarfile.ReadError("data after the end-of-archive marker (a damaged header?)")
+
+
+def _spool(archive: tarfile.TarFile, member: tarfile.TarInfo, folder: Path) -> Path:
+    """A copy of the member in a new file in ``folder``, ``SPOOL_CHUNK`` bytes at a time; a
+    stream error on the way removes the partial copy."""
+    source = archive.extractfile(member)  # a file: member_problem let only regular files through
+    fd, name = tempfile.mkstemp(dir=folder, suffix=PurePosixPath(member.name).suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(source, out, SPOOL_CHUNK)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
 
 
 def parse_member_name(name: str) -> tuple[str, float, float] | None:
