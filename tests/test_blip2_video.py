@@ -30,7 +30,7 @@ def build(head, tokenizers, fusion="concat", seed=0, **language):
     torch.manual_seed(seed)
     return registry.get("model", name)(
         vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER),
-        language=LanguageConfig(kind=kind, config=lm, tokenizer=str(tokenizers[head]), **language),
+        language=LanguageConfig(kind=kind, tokenizer=str(tokenizers[head]), **{"config": lm, **language}),
         fusion=fusion, random_init=True,
     )
 
@@ -350,6 +350,64 @@ def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
     again = registry.get("model", "blip2_video_t5").from_pretrained(str(tmp_path / "lora")).eval()
     clips = video(2, 2)
     assert model.generate({"video": clips}, max_length=5) == again.generate({"video": clips}, max_length=5)
+
+
+LORA_TARGETS = {"t5": ["q", "v"], "opt": ["q_proj", "v_proj"]}
+LLM_DROPOUT = {"t5": {"dropout_rate": 0.5}, "opt": {"dropout": 0.5, "attention_dropout": 0.5}}
+
+
+@pytest.mark.parametrize("head", list(LORA_TARGETS))
+def test_lora_dropout_trains_while_the_frozen_llm_stays_in_eval(tokenizers, head):
+    """After ``model.train()`` the adapters' dropout is on and the frozen LLM's own is off."""
+    from lavis.models.blip2_video.config import LoraConfig
+
+    lm = {**HEADS[head][2], **LLM_DROPOUT[head]}
+    model = build(head, tokenizers, config=lm,
+                  lora=LoraConfig(r=4, alpha=8, dropout=0.5, target_modules=LORA_TARGETS[head])).train()
+    named = dict(model.language.named_modules())
+    adapters = [m for n, m in named.items() if ".lora_dropout." in n]
+    own = [m for n, m in named.items() if isinstance(m, torch.nn.Dropout) and ".lora_dropout." not in n]
+    expected = {"t5": 12, "opt": 4}[head]  # T5: q, v of 2 encoder self-, 2 decoder self- and 2 cross-attentions
+    assert len(adapters) == expected and all(m.training for m in adapters)
+    assert not any(m.training for m in own)  # T5's dropout modules (OPT's dropout is functional)
+    assert not model.vision.training and model.qformer.training
+
+    prefix = torch.randn(2, TINY_QFORMER["num_query_tokens"], model.language.width)
+    losses = lambda: [model.language.loss(prefix, CAPTIONS).item() for _ in range(2)]  # noqa: E731
+    lora_b = [p for n, p in model.language.named_parameters() if "lora_B" in n]
+    with torch.no_grad():
+        for p in lora_b:
+            p.normal_(std=1.0)  # LoRA starts as a no-op (B = 0); give it an effect dropout can vary
+    first, second = losses()
+    assert first != second  # the adapters' dropout draws anew each call
+    with torch.no_grad():
+        for p in lora_b:
+            p.zero_()
+    first, second = losses()
+    assert first == second == model.eval().language.loss(prefix, CAPTIONS).item()  # no frozen dropout
+
+
+def test_a_frozen_part_keeps_its_own_modules_in_eval_but_not_what_trains_in_it():
+    """``keep_frozen_in_eval``: modules added to a frozen part after ``freeze`` (adapters) and
+    modules whose parameters all train again follow ``train()``; the frozen part's own do not."""
+    from torch import nn
+
+    from lavis.models.blip2_video.parts import freeze, keep_frozen_in_eval
+
+    def block() -> nn.Sequential:
+        return nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+
+    frozen = nn.Sequential(block(), block(), nn.Dropout(0.5))
+    root = nn.ModuleDict({"frozen": frozen, "head": block()})
+    freeze(frozen)
+    frozen[0].add_module("adapter", block())  # added afterwards, as get_peft_model does
+    frozen[1].requires_grad_(True)  # made trainable again
+    root.train()
+    keep_frozen_in_eval(root)
+    assert not frozen.training and not frozen[0].training and not frozen[0][1].training and not frozen[2].training
+    assert all(m.training for m in frozen[0].adapter.modules())
+    assert all(m.training for m in frozen[1].modules())
+    assert root.training and all(m.training for m in root["head"].modules())
 
 
 @pytest.mark.parametrize("arch,model_type,vision_m,qformer_m", [
