@@ -7,6 +7,7 @@ import torch
 from transformers import Blip2Config, Blip2ForConditionalGeneration
 
 import lavis  # noqa: F401  (registration)
+from lavis.common.checkpoint import CheckpointError
 from lavis.common.registry import registry
 from lavis.models.blip2_video.config import LanguageConfig, QFormerConfig, VisionConfig
 from tests.tiny_models import TINY_LLAMA, TINY_OPT, TINY_QFORMER, TINY_T5, TINY_VISION, VOCAB, make_tokenizer
@@ -300,7 +301,7 @@ def test_vision_weights_from_a_blip2_vision_model_folder(tokenizers, tmp_path):
     loaded = model.vision.model.state_dict()
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
     for folder, error, message in (("absent", FileNotFoundError, "model.vision_weights"),
-                                   ("vision", ValueError, "patch_size 14 [(]configured 7[)]")):
+                                   ("vision", CheckpointError, "patch_size 14 [(]configured 7[)]")):
         with pytest.raises(error, match=message):
             registry.get("model", "blip2_video_opt")(
                 vision=VisionConfig(**{**TINY_VISION, "patch_size": 7} if folder == "vision" else TINY_VISION),
@@ -335,6 +336,80 @@ def test_timesformer_variant_loads_k400_and_blip2_weights(tokenizers, tmp_path, 
     assert tokens.shape == (2, 1, 1 + 2 * 4, 24)  # CLS + frames x patches, one space-time sequence
     losses = train_steps(model, {"video": video(2, 2), "text_input": CAPTIONS}, 6)
     assert losses[-1] < losses[0]
+
+
+TINY_TIMESFORMER = dict(image_size=28, patch_size=14, num_frames=2, hidden_size=24, intermediate_size=48,
+                        num_hidden_layers=2, num_attention_heads=4)
+TIMESFORMER_VISION = VisionConfig(arch="timesformer", image_size=28, patch_size=14, num_frames=2, hidden_size=24,
+                                  intermediate_size=48, num_layers=2, num_heads=4)
+
+
+def with_vision_weights(tokenizers, path, vision=TIMESFORMER_VISION, **kwargs):
+    """A captioner whose vision encoder comes from ``path`` and whose other parts stay random."""
+    arch = "blip2_timesformer" if vision.arch == "timesformer" else "blip2_video_opt"
+    return registry.get("model", arch)(
+        vision=vision, qformer=QFormerConfig(**TINY_QFORMER),
+        language=LanguageConfig(config=TINY_OPT, tokenizer=str(tokenizers["opt"])),
+        vision_weights=str(path), random_init=True, **kwargs)
+
+
+@pytest.mark.parametrize("layout", ["TimesformerModel", "TimesformerForVideoClassification"])
+def test_timesformer_vision_weights_give_the_transformers_features(tokenizers, tmp_path, layout):
+    """Both folder layouts load, and the encoder's tokens are exactly transformers' last_hidden_state."""
+    import transformers
+
+    torch.manual_seed(3)
+    saved = getattr(transformers, layout)(transformers.TimesformerConfig(**TINY_TIMESFORMER, num_labels=5)).eval()
+    saved.save_pretrained(tmp_path / "timesformer")
+    model = with_vision_weights(tokenizers, tmp_path / "timesformer").eval()
+    encoder = saved if layout == "TimesformerModel" else saved.timesformer
+    frames = video(2, 2)
+    with torch.no_grad():
+        expected = encoder(pixel_values=frames).last_hidden_state
+        tokens = model.vision(frames)
+    assert tokens.shape == (2, 1, *expected.shape[1:])
+    assert torch.equal(tokens[:, 0], expected)  # the same modules and weights on the same input: bit-exact
+
+
+def test_weights_that_match_no_key_are_an_error_saying_so(tokenizers, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import TimesformerConfig, TimesformerModel
+
+    TimesformerModel(TimesformerConfig(**TINY_TIMESFORMER)).save_pretrained(tmp_path / "other")
+    state = load_file(tmp_path / "other" / "model.safetensors")
+    save_file({f"backbone.{k}": v for k, v in state.items()}, tmp_path / "other" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=rf"set by 'model.vision_weights'\): none of its {len(state)} tensors "
+                                              r"matches a weight of the vision part \(e.g. its key 'backbone\."):
+        with_vision_weights(tokenizers, tmp_path / "other")
+    torch.save({"head.weight": torch.zeros(2)}, tmp_path / "eva_vit_g.pth")
+    with pytest.raises(CheckpointError, match="none of its 1 tensor matches .* 'head.weight'"):
+        with_vision_weights(tokenizers, tmp_path / "eva_vit_g.pth", VisionConfig(**TINY_VISION))
+
+
+def test_a_part_given_a_path_must_load_whole_even_with_random_init(tokenizers, tmp_path):
+    """``random_init`` covers parts given no path, never a wrong or partial file for a part."""
+    blip2, vit, _ = lavis_layout(hf_twin("opt", tmp_path).state_dict())  # hf_twin saves tmp_path / "hf"
+    torch.save(vit, tmp_path / "eva_vit_g.pth")
+    wider = VisionConfig(**{**TINY_VISION, "image_size": 42})  # 9 patches + CLS, not 4 + CLS
+    with pytest.raises(CheckpointError, match=r"eva_vit_g.pth \(set by 'model.vision_weights'\): 1 tensor of "
+                       r"another shape .*position_embedding: \[1, 5, 32\] in the file, \[1, 10, 32\] in the model"):
+        with_vision_weights(tokenizers, tmp_path / "eva_vit_g.pth", wider)
+    torch.save({k: v for k, v in vit.items() if not k.startswith("blocks.1.")}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match=r"tensors of the vision part not in .*partial.pth \(set by "
+                                              r"'model.vision_weights'\) \(e.g. vision.model.encoder.layers.1."):
+        with_vision_weights(tokenizers, tmp_path / "partial.pth", VisionConfig(**TINY_VISION))
+    torch.save(blip2, tmp_path / "blip2.pth")  # holds the Q-Former, the projection and the ViT's last norm
+    with pytest.raises(CheckpointError, match="tensors of the vision part not in .*blip2.pth"):
+        registry.get("model", "blip2_video_opt")(
+            vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER), random_init=True,
+            language=LanguageConfig(config=TINY_OPT, tokenizer=str(tokenizers["opt"])),
+            pretrained=str(tmp_path / "blip2.pth"))
+    more_queries = QFormerConfig(**{**TINY_QFORMER, "num_query_tokens": 8})  # without random_init: no download advice
+    with pytest.raises(CheckpointError,
+                       match=r"qformer.query_tokens: \[1, 4, 32\] in the file, \[1, 8, 32\] in the model"):
+        registry.get("model", "blip2_video_opt")(
+            vision=VisionConfig(**TINY_VISION), qformer=more_queries,
+            language=LanguageConfig(tokenizer=str(tokenizers["opt"])), pretrained=str(tmp_path / "hf"))
 
 
 def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
