@@ -9,18 +9,18 @@ from __future__ import annotations
 import logging
 
 from lavis.common import dist
-from lavis.common.launch import build_runner, parse_args, start_job
+from lavis.common.launch import build_runner, exit_status, parse_args, start_job
+from lavis.common.schema import ConfigError
 
 logger = logging.getLogger("evaluate")
 
 
-def main() -> None:
-    args = parse_args("Evaluate a LAVIS video captioning model.")
-    cfg, job_dir = start_job(args.cfg_path, args.options)
+def evaluate_job(cfg_path: str, options: list[str]) -> None:
+    cfg, job_dir = start_job(cfg_path, options)
     try:
         splits = cfg.run.test_splits or cfg.run.valid_splits
         if not splits:
-            raise SystemExit("nothing to evaluate: set run.test_splits or run.valid_splits")
+            raise ConfigError("nothing to evaluate: set run.test_splits or run.valid_splits")
         build_runner(cfg, job_dir).evaluate(splits)
         dist.barrier()  # all ranks done before the group is torn down
         logger.info("evaluation done; results and metrics in %s", job_dir)
@@ -28,5 +28,10 @@ def main() -> None:
         dist.cleanup()
 
 
+def main() -> int:
+    args = parse_args("Evaluate a LAVIS video captioning model.")
+    return exit_status(lambda: evaluate_job(args.cfg_path, args.options))
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from lavis.common.launch import parse_args, train_job
+from lavis.common.launch import exit_status, parse_args, train_job
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args("Train a LAVIS video captioning model.")
-    train_job(args.cfg_path, args.options)
+    return exit_status(lambda: train_job(args.cfg_path, args.options))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

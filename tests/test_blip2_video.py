@@ -7,6 +7,7 @@ import torch
 from transformers import Blip2Config, Blip2ForConditionalGeneration
 
 import lavis  # noqa: F401  (registration)
+from lavis.common.checkpoint import CheckpointError
 from lavis.common.registry import registry
 from lavis.models.blip2_video.config import LanguageConfig, QFormerConfig, VisionConfig
 from tests.tiny_models import TINY_LLAMA, TINY_OPT, TINY_QFORMER, TINY_T5, TINY_VISION, VOCAB, make_tokenizer
@@ -30,7 +31,7 @@ def build(head, tokenizers, fusion="concat", seed=0, **language):
     torch.manual_seed(seed)
     return registry.get("model", name)(
         vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER),
-        language=LanguageConfig(kind=kind, config=lm, tokenizer=str(tokenizers[head]), **language),
+        language=LanguageConfig(kind=kind, tokenizer=str(tokenizers[head]), **{"config": lm, **language}),
         fusion=fusion, random_init=True,
     )
 
@@ -300,7 +301,7 @@ def test_vision_weights_from_a_blip2_vision_model_folder(tokenizers, tmp_path):
     loaded = model.vision.model.state_dict()
     assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
     for folder, error, message in (("absent", FileNotFoundError, "model.vision_weights"),
-                                   ("vision", ValueError, "patch_size 14 [(]configured 7[)]")):
+                                   ("vision", CheckpointError, "patch_size 14 [(]configured 7[)]")):
         with pytest.raises(error, match=message):
             registry.get("model", "blip2_video_opt")(
                 vision=VisionConfig(**{**TINY_VISION, "patch_size": 7} if folder == "vision" else TINY_VISION),
@@ -337,6 +338,80 @@ def test_timesformer_variant_loads_k400_and_blip2_weights(tokenizers, tmp_path, 
     assert losses[-1] < losses[0]
 
 
+TINY_TIMESFORMER = dict(image_size=28, patch_size=14, num_frames=2, hidden_size=24, intermediate_size=48,
+                        num_hidden_layers=2, num_attention_heads=4)
+TIMESFORMER_VISION = VisionConfig(arch="timesformer", image_size=28, patch_size=14, num_frames=2, hidden_size=24,
+                                  intermediate_size=48, num_layers=2, num_heads=4)
+
+
+def with_vision_weights(tokenizers, path, vision=TIMESFORMER_VISION, **kwargs):
+    """A captioner whose vision encoder comes from ``path`` and whose other parts stay random."""
+    arch = "blip2_timesformer" if vision.arch == "timesformer" else "blip2_video_opt"
+    return registry.get("model", arch)(
+        vision=vision, qformer=QFormerConfig(**TINY_QFORMER),
+        language=LanguageConfig(config=TINY_OPT, tokenizer=str(tokenizers["opt"])),
+        vision_weights=str(path), random_init=True, **kwargs)
+
+
+@pytest.mark.parametrize("layout", ["TimesformerModel", "TimesformerForVideoClassification"])
+def test_timesformer_vision_weights_give_the_transformers_features(tokenizers, tmp_path, layout):
+    """Both folder layouts load, and the encoder's tokens are exactly transformers' last_hidden_state."""
+    import transformers
+
+    torch.manual_seed(3)
+    saved = getattr(transformers, layout)(transformers.TimesformerConfig(**TINY_TIMESFORMER, num_labels=5)).eval()
+    saved.save_pretrained(tmp_path / "timesformer")
+    model = with_vision_weights(tokenizers, tmp_path / "timesformer").eval()
+    encoder = saved if layout == "TimesformerModel" else saved.timesformer
+    frames = video(2, 2)
+    with torch.no_grad():
+        expected = encoder(pixel_values=frames).last_hidden_state
+        tokens = model.vision(frames)
+    assert tokens.shape == (2, 1, *expected.shape[1:])
+    assert torch.equal(tokens[:, 0], expected)  # the same modules and weights on the same input: bit-exact
+
+
+def test_weights_that_match_no_key_are_an_error_saying_so(tokenizers, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import TimesformerConfig, TimesformerModel
+
+    TimesformerModel(TimesformerConfig(**TINY_TIMESFORMER)).save_pretrained(tmp_path / "other")
+    state = load_file(tmp_path / "other" / "model.safetensors")
+    save_file({f"backbone.{k}": v for k, v in state.items()}, tmp_path / "other" / "model.safetensors")
+    with pytest.raises(CheckpointError, match=rf"set by 'model.vision_weights'\): none of its {len(state)} tensors "
+                                              r"matches a weight of the vision part \(e.g. its key 'backbone\."):
+        with_vision_weights(tokenizers, tmp_path / "other")
+    torch.save({"head.weight": torch.zeros(2)}, tmp_path / "eva_vit_g.pth")
+    with pytest.raises(CheckpointError, match="none of its 1 tensor matches .* 'head.weight'"):
+        with_vision_weights(tokenizers, tmp_path / "eva_vit_g.pth", VisionConfig(**TINY_VISION))
+
+
+def test_a_part_given_a_path_must_load_whole_even_with_random_init(tokenizers, tmp_path):
+    """``random_init`` covers parts given no path, never a wrong or partial file for a part."""
+    blip2, vit, _ = lavis_layout(hf_twin("opt", tmp_path).state_dict())  # hf_twin saves tmp_path / "hf"
+    torch.save(vit, tmp_path / "eva_vit_g.pth")
+    wider = VisionConfig(**{**TINY_VISION, "image_size": 42})  # 9 patches + CLS, not 4 + CLS
+    with pytest.raises(CheckpointError, match=r"eva_vit_g.pth \(set by 'model.vision_weights'\): 1 tensor of "
+                       r"another shape .*position_embedding: \[1, 5, 32\] in the file, \[1, 10, 32\] in the model"):
+        with_vision_weights(tokenizers, tmp_path / "eva_vit_g.pth", wider)
+    torch.save({k: v for k, v in vit.items() if not k.startswith("blocks.1.")}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match=r"tensors of the vision part not in .*partial.pth \(set by "
+                                              r"'model.vision_weights'\) \(e.g. vision.model.encoder.layers.1."):
+        with_vision_weights(tokenizers, tmp_path / "partial.pth", VisionConfig(**TINY_VISION))
+    torch.save(blip2, tmp_path / "blip2.pth")  # holds the Q-Former, the projection and the ViT's last norm
+    with pytest.raises(CheckpointError, match="tensors of the vision part not in .*blip2.pth"):
+        registry.get("model", "blip2_video_opt")(
+            vision=VisionConfig(**TINY_VISION), qformer=QFormerConfig(**TINY_QFORMER), random_init=True,
+            language=LanguageConfig(config=TINY_OPT, tokenizer=str(tokenizers["opt"])),
+            pretrained=str(tmp_path / "blip2.pth"))
+    more_queries = QFormerConfig(**{**TINY_QFORMER, "num_query_tokens": 8})  # without random_init: no download advice
+    with pytest.raises(CheckpointError,
+                       match=r"qformer.query_tokens: \[1, 4, 32\] in the file, \[1, 8, 32\] in the model"):
+        registry.get("model", "blip2_video_opt")(
+            vision=VisionConfig(**TINY_VISION), qformer=more_queries,
+            language=LanguageConfig(tokenizer=str(tokenizers["opt"])), pretrained=str(tmp_path / "hf"))
+
+
 def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
     from lavis.models.blip2_video.config import LoraConfig
 
@@ -350,6 +425,64 @@ def test_lora_trains_only_adapters_and_round_trips(tokenizers, tmp_path):
     again = registry.get("model", "blip2_video_t5").from_pretrained(str(tmp_path / "lora")).eval()
     clips = video(2, 2)
     assert model.generate({"video": clips}, max_length=5) == again.generate({"video": clips}, max_length=5)
+
+
+LORA_TARGETS = {"t5": ["q", "v"], "opt": ["q_proj", "v_proj"]}
+LLM_DROPOUT = {"t5": {"dropout_rate": 0.5}, "opt": {"dropout": 0.5, "attention_dropout": 0.5}}
+
+
+@pytest.mark.parametrize("head", list(LORA_TARGETS))
+def test_lora_dropout_trains_while_the_frozen_llm_stays_in_eval(tokenizers, head):
+    """After ``model.train()`` the adapters' dropout is on and the frozen LLM's own is off."""
+    from lavis.models.blip2_video.config import LoraConfig
+
+    lm = {**HEADS[head][2], **LLM_DROPOUT[head]}
+    model = build(head, tokenizers, config=lm,
+                  lora=LoraConfig(r=4, alpha=8, dropout=0.5, target_modules=LORA_TARGETS[head])).train()
+    named = dict(model.language.named_modules())
+    adapters = [m for n, m in named.items() if ".lora_dropout." in n]
+    own = [m for n, m in named.items() if isinstance(m, torch.nn.Dropout) and ".lora_dropout." not in n]
+    expected = {"t5": 12, "opt": 4}[head]  # T5: q, v of 2 encoder self-, 2 decoder self- and 2 cross-attentions
+    assert len(adapters) == expected and all(m.training for m in adapters)
+    assert not any(m.training for m in own)  # T5's dropout modules (OPT's dropout is functional)
+    assert not model.vision.training and model.qformer.training
+
+    prefix = torch.randn(2, TINY_QFORMER["num_query_tokens"], model.language.width)
+    losses = lambda: [model.language.loss(prefix, CAPTIONS).item() for _ in range(2)]  # noqa: E731
+    lora_b = [p for n, p in model.language.named_parameters() if "lora_B" in n]
+    with torch.no_grad():
+        for p in lora_b:
+            p.normal_(std=1.0)  # LoRA starts as a no-op (B = 0); give it an effect dropout can vary
+    first, second = losses()
+    assert first != second  # the adapters' dropout draws anew each call
+    with torch.no_grad():
+        for p in lora_b:
+            p.zero_()
+    first, second = losses()
+    assert first == second == model.eval().language.loss(prefix, CAPTIONS).item()  # no frozen dropout
+
+
+def test_a_frozen_part_keeps_its_own_modules_in_eval_but_not_what_trains_in_it():
+    """``keep_frozen_in_eval``: modules added to a frozen part after ``freeze`` (adapters) and
+    modules whose parameters all train again follow ``train()``; the frozen part's own do not."""
+    from torch import nn
+
+    from lavis.models.blip2_video.parts import freeze, keep_frozen_in_eval
+
+    def block() -> nn.Sequential:
+        return nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+
+    frozen = nn.Sequential(block(), block(), nn.Dropout(0.5))
+    root = nn.ModuleDict({"frozen": frozen, "head": block()})
+    freeze(frozen)
+    frozen[0].add_module("adapter", block())  # added afterwards, as get_peft_model does
+    frozen[1].requires_grad_(True)  # made trainable again
+    root.train()
+    keep_frozen_in_eval(root)
+    assert not frozen.training and not frozen[0].training and not frozen[0][1].training and not frozen[2].training
+    assert all(m.training for m in frozen[0].adapter.modules())
+    assert all(m.training for m in frozen[1].modules())
+    assert root.training and all(m.training for m in root["head"].modules())
 
 
 @pytest.mark.parametrize("arch,model_type,vision_m,qformer_m", [

@@ -1,12 +1,18 @@
 import pickle
 import random
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lavis.common import checkpoint as ckpt_io
+from lavis.datasets.synthetic import generate
+from tests.conftest import ROOT, subprocess_env
 
 
 class Unpicklable:
@@ -76,3 +82,22 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     ckpt_io.restore_rng(ckpt_io.load_checkpoint(tmp_path / "r.pth")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_weights_that_do_not_fit_stop_train_py_with_one_line_and_exit_2(tmp_path):
+    """The shapes config with ``random_init``: a vision file with a tensor of another shape is still refused."""
+    generate(tmp_path / "data" / "shapes", num_videos=3, seed=1, size=64, fps=8, seconds=1.0)
+    shutil.copytree(ROOT / "lavis" / "demo" / "vision", tmp_path / "vision")
+    state = load_file(tmp_path / "vision" / "model.safetensors")
+    state["post_layernorm.weight"] = state["post_layernorm.weight"][:64]
+    save_file(state, tmp_path / "vision" / "model.safetensors")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--cfg-path",
+         str(ROOT / "lavis/projects/shapes/caption_shapes_ft.yaml"), "--options",
+         f"model.vision_weights={tmp_path / 'vision'}", f"run.output_dir={tmp_path / 'out'}",
+         "run.max_steps=1", "run.batch_size_train=1", "run.num_workers=0", "run.valid_splits=[]", "run.test_splits=[]"],
+        cwd=ROOT, env={**subprocess_env(), "LAVIS_DATA_ROOT": str(tmp_path / "data")}, capture_output=True, text=True,
+        timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len(errors) == 1 and "vision.model.post_layernorm.weight: [64] in the file, [128] in the model" in errors[0]

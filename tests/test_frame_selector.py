@@ -34,6 +34,13 @@ def tiny_selector(loss_setting: int = 1) -> ClipFrameSelector:
     return load_model("clip_frame_selector", "tiny", is_eval=False, loss_setting=loss_setting)
 
 
+def test_frozen_towers_stay_in_eval_after_train():
+    torch.manual_seed(0)
+    selector = load_model("clip_frame_selector", "tiny", is_eval=False, freeze_vision=True).train()
+    assert not any(m.training for m in selector.clip.vision_model.modules())
+    assert all(m.training for m in selector.clip.text_model.modules()) and selector.training
+
+
 def random_frames(n: int, seed: int = 0, size: tuple[int, int] = (36, 64)) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]

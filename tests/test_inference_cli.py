@@ -214,3 +214,18 @@ def test_gallery_shows_every_video_and_caption_in_headless_chromium(tiny_model, 
         assert status == ["error"] * 3 + ["ok"] * 6
     finally:
         browser.quit()
+
+
+def test_a_folder_whose_weights_do_not_fit_is_a_load_error(tiny_model, tmp_path):
+    """Inference CLIs report a ``LoadError`` as one line and exit 2; unfitting weights are one."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from lavis.inference import LoadError, load_captioner
+
+    shutil.copytree(tiny_model, tmp_path / "model")
+    state = load_file(tmp_path / "model" / "model.safetensors")
+    save_file({k: v for k, v in state.items() if k != "projection.bias"}, tmp_path / "model" / "model.safetensors")
+    with pytest.raises(LoadError, match=r"does not fit the model: missing projection.bias"):
+        load_captioner(str(tmp_path / "model"))

@@ -6,6 +6,7 @@ import argparse
 import logging
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,18 @@ import torch
 
 import lavis
 from lavis.common import dist
+from lavis.common.checkpoint import CheckpointError
 from lavis.common.config import Config, load_config
 from lavis.common.io import atomic_open
 from lavis.common.log import setup_logging
-from lavis.common.registry import registry
+from lavis.common.registry import RegistryError, registry
 from lavis.common.schema import ConfigError
 
 logger = logging.getLogger(__name__)
 PACKAGE_DIR = Path(lavis.__file__).resolve().parent
+# What a user fixes in the config or on disk: an unknown key or name, a missing path, weights
+# that do not fit the model. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ConfigError, RegistryError, CheckpointError, FileNotFoundError)
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -31,6 +36,16 @@ def parse_args(description: str) -> argparse.Namespace:
         help="override config keys, e.g. run.batch_size_train=4 model.model_type=caption_coco",
     )
     return parser.parse_args()
+
+
+def exit_status(job: Callable[[], None]) -> int:
+    """Run a CLI's job: 0 when it ends, 2 with one logged line for a user error (``USER_ERRORS``)."""
+    try:
+        job()
+    except USER_ERRORS as err:
+        logger.error("%s", err)
+        return 2
+    return 0
 
 
 def seed_everything(seed: int) -> None:

@@ -60,7 +60,7 @@ def load_captioner(
     ``image_size``) replace keys of its eval video processor. Raises ``LoadError``."""
     try:
         return _load(checkpoint, model, model_type, device, processor_overrides)
-    except (OSError, ValueError, RegistryError) as err:  # ConfigError is a ValueError
+    except (OSError, ValueError, RegistryError, ckpt_io.CheckpointError) as err:  # ConfigError is a ValueError
         raise LoadError(f"cannot load the captioner: {err}") from err
 
 
