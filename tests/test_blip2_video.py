@@ -137,15 +137,6 @@ def test_same_logits_and_greedy_captions_as_transformers_blip2(tokenizers, head,
     assert captions == [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
 
 
-@pytest.mark.parametrize("head", list(HEADS))
-def test_batched_generation_equals_one_by_one(tokenizers, head):
-    model = build(head, tokenizers).eval()
-    clips = video(3, 2, seed=7)
-    batched = model.generate({"video": clips}, num_beams=3, max_length=7, min_length=2)
-    alone = [model.generate({"video": clips[i : i + 1]}, num_beams=3, max_length=7, min_length=2)[0] for i in range(3)]
-    assert batched == alone
-
-
 @pytest.mark.parametrize("head", ["opt", "t5"])
 def test_generate_honours_its_arguments(tokenizers, head):
     model = build(head, tokenizers).eval()
@@ -544,17 +535,6 @@ def test_frozen_parts_stay_in_eval_and_checkpointing_keeps_gradients(tokenizers)
     half = build("opt", tokenizers)
     half.vision = half.vision.__class__(VisionConfig(**TINY_VISION, precision="bf16"))
     assert half.encode(video()).dtype == torch.float32  # the Q-Former always sees float32 tokens
-
-
-@pytest.mark.parametrize("head", list(HEADS))
-def test_batched_generation_with_prompts_of_different_lengths(tokenizers, head):
-    model = build(head, tokenizers).eval()
-    clips = video(3, 2, seed=4)
-    prompts = ["a video of", "describe what happens in the video", "what"]
-    batched = model.generate({"video": clips, "prompt": prompts}, num_beams=2, max_length=6, min_length=2)
-    alone = [model.generate({"video": clips[i : i + 1], "prompt": [prompts[i]]}, num_beams=2, max_length=6,
-                            min_length=2)[0] for i in range(3)]
-    assert batched == alone
 
 
 @pytest.mark.parametrize("arch", ["eva_vit_g", "timesformer"])

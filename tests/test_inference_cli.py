@@ -119,6 +119,17 @@ def test_batch_records_captions_and_errors_and_batch_mates_do_not_matter(tiny_mo
     assert alone == [a["clip_04.mp4"]["caption"]]
 
 
+def test_sampled_captions_depend_on_the_seed_and_the_video_not_the_batch(tiny_model, videos, tmp_path):
+    sampling = ["--use_nucleus_sampling", "--num_beams", "1", "--num_captions", "2", "--temperature", "2.0"]
+    one = batch(videos, tmp_path / "one.json", tiny_model, *sampling, "--batch_size", "1")
+    four = batch(videos, tmp_path / "four.json", tiny_model, *sampling, "--batch_size", "4")
+    assert one.returncode == 1 and four.returncode == 1, four.stderr  # the bad videos fail
+    a, b = by_video(tmp_path / "one.json"), by_video(tmp_path / "four.json")
+    good = sorted(set(a) - BAD)
+    assert [a[v]["captions"] for v in good] == [b[v]["captions"] for v in good]
+    assert any(len(set(a[v]["captions"])) == 2 for v in good)  # they are sampled
+
+
 def test_rerun_skips_done_videos_and_retry_failed_captions_repaired_ones(tiny_model, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()

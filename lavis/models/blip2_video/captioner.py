@@ -149,17 +149,25 @@ class Blip2VideoCaptioner(BaseModel):
         length_penalty: float = 1.0,
         num_captions: int = 1,
     ) -> list[str]:
-        """Captions for a batch (``num_captions`` per video, grouped by video).
+        """Captions for a batch (``num_captions`` per video, grouped by video); a video's captions
+        never depend on its batch-mates.
 
+        ``samples``: ``video``, and optionally ``prompt`` and ``seed`` (one per video). Sampling
+        with seeds draws each video's tokens from its own seed, so its captions are those it gets
+        alone; without seeds sampling draws from torch's random stream in batch order.
         ``max_length`` / ``min_length`` count generated tokens, never prompt tokens.
         """
         sampling = {"do_sample": True, "top_p": top_p, "temperature": temperature} if use_nucleus_sampling else {
             "do_sample": False}
         prompts = samples.get("prompt")
+        seeds = samples.get("seed")
+        if seeds is not None and len(seeds) != len(samples["video"]):
+            raise ValueError(f"samples['seed'] has {len(seeds)} seeds for {len(samples['video'])} videos")
         with dist.gathered_parameters(self):
             prefix = self.encode(samples["video"], prompts)
             return self.language.generate(
-                prefix, prompts, num_beams=num_beams, max_new_tokens=max_length,
+                prefix, prompts, None if seeds is None else [int(s) for s in seeds],
+                num_beams=num_beams, max_new_tokens=max_length,
                 min_new_tokens=min(min_length, max_length),
                 repetition_penalty=repetition_penalty, length_penalty=length_penalty,
                 num_return_sequences=num_captions, **sampling,

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedTokenizerBase
 
+from lavis.models.blip2_video import decoding
 from lavis.models.blip2_video.config import LanguageConfig
 from lavis.models.blip2_video.parts import DTYPES, freeze
 
@@ -115,9 +116,17 @@ class LanguageHead(nn.Module):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate(self, prefix: torch.Tensor, prompt: str | list[str] | None = None, **kwargs: Any) -> list[str]:
-        prefix = prefix.to(self.model.dtype)
+    def generate(
+        self, prefix: torch.Tensor, prompt: str | list[str] | None = None, seeds: list[int] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Captions (``num_return_sequences`` per row, grouped by row); a row's captions never
+        depend on its batch-mates. ``seeds`` (one per row) make sampling per row too: a row then
+        samples what it samples alone with its seed (see ``decoding``)."""
         prompts = self._prompts(prefix.shape[0], prompt)
+        if seeds is not None and kwargs.get("do_sample") and kwargs.get("num_beams", 1) > 1:
+            return self._beam_sample_row_by_row(prefix, prompts, seeds, **kwargs)
+        prefix = prefix.to(self.model.dtype)
         text = self._tokenize(prompts, "left" if self.decoder_only else "right")
         embeds, mask = self._with_prefix(prefix, text.input_ids, text.attention_mask)
         if self.decoder_only:
@@ -125,14 +134,27 @@ class LanguageHead(nn.Module):
         eos = [self.tokenizer.eos_token_id]
         if self.cfg.end_of_text:
             eos += self.tokenizer(self.cfg.end_of_text, add_special_tokens=False).input_ids[-1:]
-        with warnings.catch_warnings():
+        kwargs, processors, copies = decoding.row_independent(kwargs, seeds, self.model.generation_config)
+        embeds, mask = embeds.repeat_interleave(copies, 0), mask.repeat_interleave(copies, 0)
+        with warnings.catch_warnings(), decoding.penalty_notice_dropped():
             # The penalty skipping the visual prefix and prompt is what a captioner wants.
             warnings.filterwarnings("ignore", "Passing `repetition_penalty` with `inputs_embeds`")
             out = self.model.generate(
                 inputs_embeds=embeds, attention_mask=mask, eos_token_id=eos,
-                pad_token_id=self.tokenizer.pad_token_id, **kwargs,
+                pad_token_id=self.tokenizer.pad_token_id, logits_processor=processors, **kwargs,
             )
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def _beam_sample_row_by_row(
+        self, prefix: torch.Tensor, prompts: list[str], seeds: list[int], **kwargs: Any
+    ) -> list[str]:
+        """Beam sampling draws over all of a row's beams at once, from torch's one random stream:
+        each row runs alone, that stream seeded with the row's seed."""
+        captions: list[str] = []
+        for row, seed in enumerate(seeds):
+            with decoding.seeded(prefix.device, seed):
+                captions += self.generate(prefix[row : row + 1], prompts[row : row + 1], **kwargs)
+        return captions
 
 
 def _pads_first(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

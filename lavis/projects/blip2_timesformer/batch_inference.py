@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from lavis.common import dist
@@ -64,21 +66,30 @@ def plan(args: argparse.Namespace) -> tuple[list[str], list[str]] | str:
     return names, [n for n in names if n not in done or (args.retry_failed and is_failure(done[n]))]
 
 
-def caption_batch(captioner: LoadedCaptioner, batch: dict[str, Any], generation: dict[str, Any]) -> list[Record]:
+def caption_batch(
+    captioner: LoadedCaptioner, batch: dict[str, Any], generation: dict[str, Any], seed: int | None = None
+) -> list[Record]:
     """Records for one batch; a batch the model cannot take (e.g. out of memory) is retried one
-    video at a time so only the videos that fail by themselves get error records."""
+    video at a time so only the videos that fail by themselves get error records. With ``seed``,
+    a sampled caption depends only on the seed and the video's name (see ``video_seed``), not on
+    the batch, the rank or the retry that captions it."""
     records: list[Record] = [{"video": item["video"], "error": item["error"]} for item in batch["failed"]]
     if batch["pixels"] is None:
         return records
+    samples: dict[str, Any] = {}
+    if seed is not None:
+        samples["seed"] = [video_seed(seed, item["video"]) for item in batch["decoded"]]
     try:
-        captions = _generate(captioner, batch["pixels"], generation)
+        samples["video"] = batch["pixels"].to(captioner.model.device)
+        with torch.inference_mode():
+            captions = captioner.model.generate(samples, **generation)
     except (RuntimeError, ValueError) as err:
         if len(batch["decoded"]) == 1:
             return records + [{"video": batch["decoded"][0]["video"], "error": f"generation failed: {err}"}]
         logger.warning("generation failed for a batch of %d (%s); retrying one by one", len(batch["decoded"]), err)
         for k, item in enumerate(batch["decoded"]):
             single = {"pixels": batch["pixels"][k : k + 1], "decoded": [item], "failed": []}
-            records += caption_batch(captioner, single, generation)
+            records += caption_batch(captioner, single, generation, seed)
         return records
     per_video = generation["num_captions"]
     for k, item in enumerate(batch["decoded"]):
@@ -88,9 +99,9 @@ def caption_batch(captioner: LoadedCaptioner, batch: dict[str, Any], generation:
     return records
 
 
-def _generate(captioner: LoadedCaptioner, pixels: torch.Tensor, generation: dict[str, Any]) -> list[str]:
-    with torch.inference_mode():
-        return captioner.model.generate({"video": pixels.to(captioner.model.device)}, **generation)
+def video_seed(seed: int, video: str) -> int:
+    """A well-mixed 32-bit seed for one video, from the run's seed and the video's name."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(video.encode("utf-8"))]).generate_state(1)[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,13 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         except LoadError as err:  # every rank fails alike: same arguments, same files
             logger.error("%s", err)
             return 2
-        torch.manual_seed(args.seed + rank)
         mine = todo[rank::world]
         loader = video_loader(VideoFolder(args.video_dir, mine, captioner.processor), args.batch_size, args.num_workers)
         with PartFile(parts_dir(args.output_file) / f"rank{rank:05d}.jsonl") as part, \
                 progress(total=len(mine), desc=f"captioning (rank 0 of {world})", unit="video", rank=rank) as bar:
             for batch in batched(loader, args.batch_size):
-                records = caption_batch(captioner, batch, generation)
+                records = caption_batch(captioner, batch, generation, args.seed)
                 part.append(records)
                 for record in records:
                     if is_failure(record):
