@@ -170,6 +170,40 @@ def test_kill_9_and_rerun_captions_every_video_exactly_once(tiny_model, tmp_path
     assert by_video(tmp_path / "straight.json") == records
 
 
+def test_killing_torchrun_ends_its_ranks_and_workers_and_a_rerun_captions_every_video_once(tiny_model, tmp_path,
+                                                                                            marked):
+    """torchrun starts each rank in a session of its own: SIGKILL to torchrun's process group
+    reaches none of them, yet ranks and their decoding workers must stop within seconds, or
+    they go on writing the part files beside the rerun."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(4):
+        write_video(folder / f"v{i:03d}.mp4", num_frames=10 + i)
+    for i in range(4, 240):  # enough work that ranks left running would still be at it seconds later
+        shutil.copy(folder / f"v{i % 4:03d}.mp4", folder / f"v{i:03d}.mp4")
+    out = tmp_path / "caps.json"
+    parts = [tmp_path / "caps.json.parts" / f"rank{r:05d}.jsonl" for r in (0, 1)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(SCRIPTS / "batch_inference.py"), "--video_dir", str(folder), "--output_file", str(out),
+           "--checkpoint", str(tiny_model), "--batch_size", "1", *GENERATION]
+    torchrun = subprocess.Popen(cmd, cwd=ROOT, env=marked.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(p.exists() and p.read_text().count("\n") for p in parts):
+        time.sleep(0.05)
+    assert len(marked.alive()) == 5  # torchrun, two ranks, a decoding worker each
+    os.killpg(torchrun.pid, signal.SIGKILL)
+    torchrun.wait()
+    assert marked.wait_gone(3) == []
+    assert not out.exists()
+    rerun = batch(folder, out, tiny_model, "--batch_size", "4", nproc=2)
+    assert rerun.returncode == 0, rerun.stderr
+    records = by_video(out)
+    assert sorted(records) == [f"v{i:03d}.mp4" for i in range(240)]
+    lines = [json.loads(line)["video"] for p in parts for line in p.read_text().splitlines()]
+    assert sorted(lines) == sorted(records)  # nothing captioned twice
+
+
 def test_two_ranks_split_the_folder_and_give_the_same_captions(tiny_model, videos, tmp_path):
     single = batch(videos, tmp_path / "single.json", tiny_model, "--batch_size", "2")
     double = batch(videos, tmp_path / "double.json", tiny_model, "--batch_size", "2", nproc=2)
