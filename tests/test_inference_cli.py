@@ -204,6 +204,25 @@ def test_killing_torchrun_ends_its_ranks_and_workers_and_a_rerun_captions_every_
     assert sorted(lines) == sorted(records)  # nothing captioned twice
 
 
+def test_a_second_run_on_parts_another_run_writes_stops_with_one_line(tiny_model, videos, tmp_path, caplog):
+    from lavis.inference.records import PartFile
+    from lavis.projects.blip2_timesformer import batch_inference
+
+    out = tmp_path / "caps.json"
+    part = tmp_path / "caps.json.parts" / "rank00003.jsonl"  # a part of an earlier 4-rank run, still going
+    with PartFile(part):
+        proc = batch(videos, out, tiny_model)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and str(part) in errors[0] and f"pid {os.getpid()}" in errors[0], proc.stderr
+        mine = tmp_path / "caps.json.parts" / "rank00000.jsonl"
+        with PartFile(mine):  # a rank whose own part is taken (by a run that started meanwhile) opens none
+            args = batch_inference.parse_args(["--video_dir", str(videos), "--output_file", str(out)])
+            assert batch_inference.open_part(args, 0) is None
+        assert str(mine) in caplog.text and "is being written by another process" in caplog.text
+    assert not out.exists()
+
+
 def test_two_ranks_split_the_folder_and_give_the_same_captions(tiny_model, videos, tmp_path):
     single = batch(videos, tmp_path / "single.json", tiny_model, "--batch_size", "2")
     double = batch(videos, tmp_path / "double.json", tiny_model, "--batch_size", "2", nproc=2)
