@@ -229,8 +229,8 @@ def test_two_ranks_split_the_folder_and_give_the_same_captions(tiny_model, video
     assert single.returncode == 1 and double.returncode == 1, double.stderr
     assert by_video(tmp_path / "double.json") == by_video(tmp_path / "single.json")
     parts = sorted(p.name for p in (tmp_path / "double.json.parts").iterdir())
-    assert parts == ["rank00000.jsonl", "rank00001.jsonl"]
-    assert all((tmp_path / "double.json.parts" / p).read_text() for p in parts)
+    assert parts == ["rank00000.jsonl", "rank00000.jsonl.lock", "rank00001.jsonl", "rank00001.jsonl.lock"]
+    assert all((tmp_path / "double.json.parts" / p).read_text() for p in parts[::2])
 
 
 def test_gallery_shows_every_video_and_caption_in_headless_chromium(tiny_model, videos, tmp_path):

@@ -69,14 +69,14 @@ class WriterLock:
             self._fd = None
 
 
-def lock_path(path: str | os.PathLike[str]) -> Path:
+def _lock_path(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     return path.with_name(path.name + ".lock")
 
 
 def check_no_writer(path: str | os.PathLike[str]) -> None:
     """Raise ``FileBusyError`` when another process holds ``path``'s writer lock (only probes)."""
-    if lock_path(path).is_file():
+    if _lock_path(path).is_file():
         fd = _lock(Path(path))
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -84,7 +84,7 @@ def check_no_writer(path: str | os.PathLike[str]) -> None:
 
 def _lock(path: Path) -> int:
     """The open lock file of ``path``, locked; or ``FileBusyError`` naming the holder."""
-    lock = lock_path(path)
+    lock = _lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
