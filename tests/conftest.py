@@ -56,3 +56,16 @@ def read_metrics(job_dir: Path) -> list[dict]:
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+@pytest.fixture
+def marked():
+    """Processes started with ``marked.env`` are found by ``marked.alive()``; any left when the
+    test ends are killed (and the test fails if a job left some behind)."""
+    from tests.procs import MarkedProcesses
+
+    processes = MarkedProcesses(subprocess_env())
+    yield processes
+    survivors = processes.alive()
+    processes.kill_all()
+    assert not survivors, f"processes left running by the test: {survivors}"

@@ -181,14 +181,67 @@ def test_kill_9_and_rerun_captions_every_video_exactly_once(tiny_model, tmp_path
     assert by_video(tmp_path / "straight.json") == records
 
 
+def test_killing_torchrun_ends_its_ranks_and_workers_and_a_rerun_captions_every_video_once(tiny_model, tmp_path,
+                                                                                            marked):
+    """torchrun starts each rank in a session of its own: SIGKILL to torchrun's process group
+    reaches none of them, yet ranks and their decoding workers must stop within seconds, or
+    they go on writing the part files beside the rerun."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(4):
+        write_video(folder / f"v{i:03d}.mp4", num_frames=10 + i)
+    for i in range(4, 240):  # enough work that ranks left running would still be at it seconds later
+        shutil.copy(folder / f"v{i % 4:03d}.mp4", folder / f"v{i:03d}.mp4")
+    out = tmp_path / "caps.json"
+    parts = [tmp_path / "caps.json.parts" / f"rank{r:05d}.jsonl" for r in (0, 1)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(SCRIPTS / "batch_inference.py"), "--video_dir", str(folder), "--output_file", str(out),
+           "--checkpoint", str(tiny_model), "--batch_size", "1", *GENERATION]
+    torchrun = subprocess.Popen(cmd, cwd=ROOT, env=marked.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(p.exists() and p.read_text().count("\n") for p in parts):
+        time.sleep(0.05)
+    assert len(marked.alive()) == 5  # torchrun, two ranks, a decoding worker each
+    os.killpg(torchrun.pid, signal.SIGKILL)
+    torchrun.wait()
+    assert marked.wait_gone(3) == []
+    assert not out.exists()
+    rerun = batch(folder, out, tiny_model, "--batch_size", "4", nproc=2)
+    assert rerun.returncode == 0, rerun.stderr
+    records = by_video(out)
+    assert sorted(records) == [f"v{i:03d}.mp4" for i in range(240)]
+    lines = [json.loads(line)["video"] for p in parts for line in p.read_text().splitlines()]
+    assert sorted(lines) == sorted(records)  # nothing captioned twice
+
+
+def test_a_second_run_on_parts_another_run_writes_stops_with_one_line(tiny_model, videos, tmp_path, caplog):
+    from lavis.inference.records import PartFile
+    from lavis.projects.blip2_timesformer import batch_inference
+
+    out = tmp_path / "caps.json"
+    part = tmp_path / "caps.json.parts" / "rank00003.jsonl"  # a part of an earlier 4-rank run, still going
+    with PartFile(part):
+        proc = batch(videos, out, tiny_model)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and str(part) in errors[0] and f"pid {os.getpid()}" in errors[0], proc.stderr
+        mine = tmp_path / "caps.json.parts" / "rank00000.jsonl"
+        with PartFile(mine):  # a rank whose own part is taken (by a run that started meanwhile) opens none
+            args = batch_inference.parse_args(["--video_dir", str(videos), "--output_file", str(out)])
+            assert batch_inference.open_part(args, 0) is None
+        assert str(mine) in caplog.text and "is being written by another process" in caplog.text
+    assert not out.exists()
+
+
 def test_two_ranks_split_the_folder_and_give_the_same_captions(tiny_model, videos, tmp_path):
     single = batch(videos, tmp_path / "single.json", tiny_model, "--batch_size", "2")
     double = batch(videos, tmp_path / "double.json", tiny_model, "--batch_size", "2", nproc=2)
     assert single.returncode == 1 and double.returncode == 1, double.stderr
     assert by_video(tmp_path / "double.json") == by_video(tmp_path / "single.json")
     parts = sorted(p.name for p in (tmp_path / "double.json.parts").iterdir())
-    assert parts == ["rank00000.jsonl", "rank00001.jsonl"]
-    assert all((tmp_path / "double.json.parts" / p).read_text() for p in parts)
+    assert parts == ["rank00000.jsonl", "rank00000.jsonl.lock", "rank00001.jsonl", "rank00001.jsonl.lock"]
+    assert all((tmp_path / "double.json.parts" / p).read_text() for p in parts[::2])
 
 
 def test_gallery_shows_every_video_and_caption_in_headless_chromium(tiny_model, videos, tmp_path):

@@ -1,11 +1,16 @@
 """The resumable result files and the video-folder listing behind batch inference."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
+from lavis.common.io import FileBusyError, check_no_writer
 from lavis.inference.records import PartFile, merge, read_records
 from lavis.inference.video_folder import list_videos
+from tests.conftest import ROOT
 
 
 def test_a_torn_last_line_is_ignored_and_cut_before_the_next_append(tmp_path):
@@ -47,3 +52,37 @@ def test_list_videos_filters_extensions_case_insensitively_and_skips_hidden(tmp_
     assert list_videos(tmp_path, "mp4, .webm") == ["a.MP4", "b.mp4", "sub/c.webm"]
     with pytest.raises(FileNotFoundError, match="not a folder"):
         list_videos(tmp_path / "missing", "mp4")
+
+
+HOLDER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("io_", "lavis/common/io.py")  # not all of lavis: fast
+io_ = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(io_)
+lock = io_.WriterLock(sys.argv[1])
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_part_file_has_one_writer_and_a_dead_writer_leaves_no_lock(tmp_path, marked):
+    part = tmp_path / "rank00000.jsonl"
+    with PartFile(part) as first:
+        first.append([{"video": "a.mp4", "caption": "one"}])
+        with pytest.raises(FileBusyError) as refused:
+            PartFile(part)
+        message = str(refused.value)
+        assert str(part) in message and f"pid {os.getpid()}" in message and "then rerun" in message
+        with pytest.raises(FileBusyError):
+            check_no_writer(part)
+    check_no_writer(part)  # released on close
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(part)], cwd=ROOT, env=marked.env,
+                              stdout=subprocess.PIPE, text=True)  # a writer killed while it holds the file
+    assert holder.stdout.readline() == "locked\n"
+    with pytest.raises(FileBusyError, match=f"pid {holder.pid}"):
+        PartFile(part)
+    holder.kill()
+    holder.wait()
+    with PartFile(part) as again:
+        again.append([{"video": "b.mp4", "caption": "two"}])
+    assert sorted(read_records([part])) == ["a.mp4", "b.mp4"]

@@ -315,12 +315,14 @@ def copies(folder: Path, count: int) -> Path:
     return write_csv(folder / "paths.csv", [{"path": f"clip{i:03d}.mp4"} for i in range(count)])
 
 
-def test_kill_and_resume_processes_every_row_exactly_once(tmp_path):
+def test_kill_and_resume_processes_every_row_exactly_once(tmp_path, marked):
+    """The kill leaves no process behind: the decode worker, forked by the job, used to wait on
+    its task queue for ever once the job was gone."""
     paths = copies(tmp_path / "videos", 24)
     out = tmp_path / "meta.csv"
     args = ["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--batch_size", "2",
             "--num_workers", "1", "--options", *FAST, "pipeline.rows_per_shard=8"]
-    proc = subprocess.Popen([sys.executable, "-m", "lavis.pipeline", *args], cwd=ROOT, env=subprocess_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "lavis.pipeline", *args], cwd=ROOT, env=marked.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = Path(f"{out}.work") / "shards"
     deadline = time.time() + 120
@@ -328,8 +330,10 @@ def test_kill_and_resume_processes_every_row_exactly_once(tmp_path):
         if (shards / "rows_000001.jsonl").is_file() and (shards / "rows_000001.jsonl").stat().st_size > 0:
             break
         time.sleep(0.05)
+    assert len(marked.alive()) == 2  # the job and its decode worker
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert marked.wait_gone(3) == []
     assert not out.exists() and (shards / "rows_000000.done.json").is_file()
     assert not (shards / "rows_000002.done.json").exists()
     with open(shards / "rows_000001.jsonl", "a") as f:
@@ -342,6 +346,44 @@ def test_kill_and_resume_processes_every_row_exactly_once(tmp_path):
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["this_run"]["shards_skipped"] == 1 and report["this_run"]["skipped"] >= 1
     assert report["this_run"]["done"] + report["this_run"]["skipped"] == 16
+
+
+def test_killing_torchrun_ends_its_ranks_and_decode_workers_and_a_rerun_does_every_row_once(tmp_path, marked):
+    paths = copies(tmp_path / "videos", 24)
+    out = tmp_path / "meta.csv"
+    args = ["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--batch_size", "1",
+            "--num_workers", "1", "--options", *FAST, "pipeline.rows_per_shard=4"]
+    torchrun = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                 "-m", "lavis.pipeline", *args], cwd=ROOT, env=marked.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    shards = Path(f"{out}.work") / "shards"
+    first = [shards / "rows_000000.jsonl", shards / "rows_000001.jsonl"]  # one of each rank
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(p.is_file() and p.stat().st_size for p in first):
+        time.sleep(0.05)
+    assert len(marked.alive()) == 5  # torchrun, two ranks, a decode worker each
+    os.killpg(torchrun.pid, signal.SIGKILL)
+    torchrun.wait()
+    assert marked.wait_gone(3) == []
+    assert not out.exists() and not (shards / "rows_000005.done.json").exists()
+    assert main(args) == 0
+    assert [r["id"] for r in read_table(out)] == [f"clip{i:03d}.mp4" for i in range(24)]
+    ids = [json.loads(line)["id"] for p in sorted(shards.glob("*.jsonl")) for line in p.read_text().splitlines()]
+    assert sorted(ids) == [f"clip{i:03d}.mp4" for i in range(24)]  # no clip processed twice
+
+
+def test_a_second_job_on_a_work_folder_still_being_written_stops_with_one_line(tmp_path, caplog):
+    from lavis.inference.records import PartFile
+
+    paths = copies(tmp_path / "videos", 2)
+    out = tmp_path / "meta.csv"
+    busy = Path(f"{out}.work") / "shards" / "rows_000000.jsonl"
+    with PartFile(busy):  # the job that writes it, still running
+        assert main(["--config", str(CONFIG), "--csv", str(paths), "--output_csv", str(out), "--num_workers", "0",
+                     "--options", *FAST]) == 2
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and str(busy) in errors[0].getMessage() and "still going" in errors[0].getMessage()
+    assert not out.exists()
 
 
 def test_a_decoder_that_kills_its_process_fails_only_its_clip(tmp_path, monkeypatch):

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from lavis.common.lifetime import end_with_parent
+
 logger = logging.getLogger(__name__)
 
 
@@ -80,8 +82,12 @@ def _slurm_master_addr() -> str:
 
 
 def init_distributed(backend: str | None = None, timeout_minutes: float = 30.0) -> DistEnv:
-    """Join the process group the launcher describes (no-op for a single process)."""
+    """Join the process group the launcher describes (no-op for a single process). A launched
+    rank ends with its launcher: torchrun gives each rank a session of its own, so killing
+    torchrun, even its process group, would otherwise leave the ranks running."""
     env = detect_env()
+    if env.launcher != "none":  # the kernel's signal only where the launcher forks from its main thread
+        end_with_parent(f"rank {env.rank}", kernel="TORCHELASTIC_RUN_ID" in os.environ)
     if not env.distributed:
         return env
     if dist.is_initialized():

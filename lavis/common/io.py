@@ -1,8 +1,10 @@
-"""Atomic file writes: readers see the old file or the complete new one, never half of one."""
+"""Atomic file writes (readers see the old file or the complete new one, never half of one)
+and one-writer locks on files that are appended to."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -38,3 +40,61 @@ def _umask() -> int:
 def atomic_write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     with atomic_open(path, "w") as f:
         json.dump(obj, f, ensure_ascii=False)
+
+
+class FileBusyError(OSError):
+    """Another live process holds the writer lock of a file this one wants to write."""
+
+
+class WriterLock:
+    """An exclusive lock on ``<path>.lock`` for as long as this process writes ``path``.
+
+    Two writers appending to one file interleave and duplicate its records (a rerun started
+    beside a job that is still running); the second one fails at once instead. The kernel
+    releases the lock when its holder dies, however it dies, so a killed job never leaves a
+    stale lock behind: the lock file itself stays, holding the last writer's pid.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd: int | None = _lock(self.path)
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        """Unlock (explicitly: forked workers share the open lock file and would keep it locked)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lock_path(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def check_no_writer(path: str | os.PathLike[str]) -> None:
+    """Raise ``FileBusyError`` when another process holds ``path``'s writer lock (only probes)."""
+    if _lock_path(path).is_file():
+        fd = _lock(Path(path))
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _lock(path: Path) -> int:
+    """The open lock file of ``path``, locked; or ``FileBusyError`` naming the holder."""
+    lock = _lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        who = f"another process (pid {holder})" if holder.isdigit() else "another process"
+        raise FileBusyError(
+            f"{path} is being written by {who}, which holds {lock}: is an earlier run still going? "
+            "Let it finish or stop it, then rerun"
+        ) from None
+    return fd

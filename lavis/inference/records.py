@@ -4,7 +4,8 @@ Each rank appends to its own part file and flushes (and fsyncs) after every batc
 job loses at most the batch in flight. A kill in the middle of a write leaves a partial last
 line; it is ignored when reading and cut off before the next append. Records are keyed by the
 video's relative path: a caption beats an earlier error for the same video (``--retry_failed``),
-so merging never duplicates a video, whichever parts it appears in.
+so merging never duplicates a video, whichever parts it appears in. A part file has one
+writer at a time (``WriterLock``): a second one fails with ``FileBusyError``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lavis.common.io import atomic_write_json
+from lavis.common.io import WriterLock, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +30,18 @@ def is_failure(record: Record) -> bool:
 
 
 class PartFile:
-    """One rank's JSON-lines file, opened for appending after repairing a torn last line."""
+    """One rank's JSON-lines file, locked against other writers, then opened for appending
+    after repairing a torn last line."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _cut_partial_line(self.path)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._lock = WriterLock(self.path)
+        try:
+            _cut_partial_line(self.path)
+            self._file = open(self.path, "a", encoding="utf-8")
+        except BaseException:
+            self._lock.release()
+            raise
 
     def append(self, records: Iterable[Record]) -> None:
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
@@ -46,6 +52,7 @@ class PartFile:
 
     def close(self) -> None:
         self._file.close()
+        self._lock.release()
 
     def __enter__(self) -> PartFile:
         return self

@@ -8,6 +8,8 @@ caption does not depend on which videos share its batch.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lavis.common.lifetime import dataloader_worker_init
 from lavis.datasets.video import Frames, VideoDecodeError
 from lavis.processors.video_processors import VideoProcessor
 
@@ -75,10 +78,11 @@ def video_loader(folder: VideoFolder, batch_size: int, workers: int, persistent:
     One video per worker task, not one batch: every worker stays busy whatever the batch size
     (a worker per batch leaves workers idle when batches are fewer than workers, and the first
     batch waits for one worker to decode all of it). Two model batches are kept in flight.
-    ``persistent``: keep the workers between passes (benchmarks)."""
+    ``persistent``: keep the workers between passes (benchmarks). The workers end with this process."""
     ahead = max(2, -(-2 * batch_size // workers)) if workers else None
     return DataLoader(folder, batch_size=None, num_workers=workers, prefetch_factor=ahead,
-                      persistent_workers=persistent and workers > 0)
+                      persistent_workers=persistent and workers > 0,
+                      worker_init_fn=functools.partial(dataloader_worker_init, os.getpid()))
 
 
 def batched(items: Iterable[dict[str, Any]], batch_size: int) -> Iterator[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
+from lavis.common.lifetime import end_with_parent
 from lavis.datasets.video import VideoDecodeError, call_with_timeout, open_video
 from lavis.pipeline.sources import Row
 from lavis.pipeline.stages.base import Clip, Stage, build_stage
@@ -46,9 +47,16 @@ class Work:
 
 
 def init_worker(stage_specs: list[dict[str, Any]]) -> None:
-    """Process-pool initializer: the stages, built once per worker."""
+    """The stages, built once per decoding process."""
     global _stages
     _stages = [build_stage(spec) for spec in stage_specs]
+
+
+def start_worker(stage_specs: list[dict[str, Any]], parent: int) -> None:
+    """Process-pool initializer: the worker ends with its rank (``parent``; a pool worker would
+    otherwise wait on its task queue forever) and builds its stages."""
+    end_with_parent(f"decode worker of {parent}", parent)
+    init_worker(stage_specs)
 
 
 def decode(work: Work, timeout: float | None) -> Clip | tuple[Row, str]:

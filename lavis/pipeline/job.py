@@ -6,8 +6,10 @@ ranks that split large models between them; only its first rank writes). Each sh
 ``<work_dir>/shards/<shard>.jsonl`` after every batch (fsynced; a torn last line is cut on the
 next open) and, when complete, writes ``<shard>.done.json`` (counts, config hash, code
 version, refused and unmatched archive members). A rerun skips done shards and, in a partial
-one, the clips already recorded (failed ones too, unless ``retry_failed``). Rank 0 then merges
-all shards by id into the outputs (``outputs.py``) and reports the CSV rows never seen.
+one, the clips already recorded (failed ones too, unless ``retry_failed``); it refuses to start
+while another process still writes a shard file (one writer each: ``WriterLock``). Rank 0 then
+merges all shards by id into the outputs (``outputs.py``) and reports the CSV rows never seen.
+Ranks and their decoding workers end with their launcher (``lavis.common.lifetime``).
 
 Archive members are spooled to files in ``<work_dir>/spool.rank<r>`` and removed once decoded.
 An archive whose stream turns out damaged gets no done marker but ``<shard>.unreadable.json``;
@@ -21,6 +23,7 @@ import functools
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import subprocess
 import time
@@ -35,7 +38,7 @@ from typing import Any
 
 import lavis
 from lavis.common import dist
-from lavis.common.io import atomic_write_json
+from lavis.common.io import FileBusyError, atomic_write_json, check_no_writer
 from lavis.common.log import progress
 from lavis.common.dist import resolve_device
 from lavis.inference.records import PartFile, Record, is_failure, read_records
@@ -112,6 +115,7 @@ class PipelineJob:
         """This rank's shards; returns its counts (``done``, ``failed``, ``skipped``, ...)."""
         started = time.time()
         self.check_markers()
+        self.check_writers()
         layout = self.layout
         mine = [s for i, s in enumerate(self.shards) if i % layout.num_groups == layout.group]
         todo = [s for s in mine if not self._is_done(s)]
@@ -336,6 +340,20 @@ class PipelineJob:
                         f"use a new output folder, or delete {self.work_dir / 'shards'} to start over"
                     )
 
+    def check_writers(self) -> None:
+        """Refuse to start while another process still writes one of the shard files (a run
+        still going on the same work folder); rank 0 looks, so every rank gets its verdict."""
+        busy = None
+        if self.rank == 0:
+            try:
+                for shard in self.shards:
+                    check_no_writer(self._part(shard))
+            except FileBusyError as err:
+                busy = str(err)
+        busy = dist.broadcast_object(busy)
+        if busy:
+            raise FileBusyError(busy)
+
     def _is_done(self, shard: Shard) -> bool:
         marker = self._marker(shard)
         if not marker.is_file():
@@ -399,7 +417,7 @@ class _DecodePool:
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=decoding.init_worker, initargs=(self.stage_specs,))
+                                   initializer=decoding.start_worker, initargs=(self.stage_specs, os.getpid()))
 
     def submit(self, fn, *args) -> Future:
         """The call's future; one that fails with ``BrokenProcessPool`` when a worker has died."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -9,6 +11,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
+from lavis.common.lifetime import dataloader_worker_init
 from lavis.datasets.samplers import SeededDataset, ShardSampler, TrainSampler, sample_seed
 
 
@@ -33,9 +36,11 @@ def collate_fn(dataset: Dataset):
     return getattr(dataset, "collater", None) or default_collate
 
 
-def _one_thread_worker(_: int) -> None:
-    # Each DataLoader worker decodes with one thread; automatic threading oversubscribes cores.
+def _worker_start(parent: int, worker_id: int) -> None:
+    """Each DataLoader worker decodes with one thread (automatic threading oversubscribes
+    cores) and ends with its rank (``parent``)."""
     torch.set_num_threads(1)
+    dataloader_worker_init(parent, worker_id)
 
 
 def train_batches(
@@ -50,7 +55,8 @@ def train_batches(
         )
         loader = DataLoader(
             seeded, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers,
-            collate_fn=collate_fn(dataset), pin_memory=pin_memory, worker_init_fn=_one_thread_worker,
+            collate_fn=collate_fn(dataset), pin_memory=pin_memory,
+            worker_init_fn=functools.partial(_worker_start, os.getpid()),
             # Its own generator: creating a loader must not consume the global RNG, or a resumed
             # run (which creates one more loader) would drift from an unbroken one.
             generator=torch.Generator().manual_seed(sample_seed(seed, position.epoch, rank)),
@@ -70,7 +76,7 @@ def eval_loader(
     sampler = ShardSampler(len(dataset), rank, world_size, pad=pad)
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, collate_fn=collate_fn(dataset),
-        pin_memory=pin_memory, worker_init_fn=_one_thread_worker,
+        pin_memory=pin_memory, worker_init_fn=functools.partial(_worker_start, os.getpid()),
         generator=torch.Generator().manual_seed(seed),  # leave the global RNG alone
     )
     return loader, sampler

@@ -6,8 +6,10 @@
 
 Each rank appends its results to ``<output_file>.parts/rank*.jsonl`` after every batch; rank 0
 merges the parts into ``--output_file`` (a JSON list sorted by video) at the end. A rerun skips
-videos already in the parts (failed ones too, unless ``--retry_failed``). Exit status: 0 when
-every video has a caption, 1 when some failed.
+videos already in the parts (failed ones too, unless ``--retry_failed``). A part file has one
+writer: a run started while another still writes the same parts stops at once, naming the file.
+Ranks and their decoding workers end within a second of torchrun's death. Exit status: 0 when
+every video has a caption, 1 when some failed, 2 on a user error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from lavis.common import dist
+from lavis.common.io import FileBusyError, check_no_writer
 from lavis.common.log import progress, setup_logging
 from lavis.inference.cli_args import add_generation_args, add_model_args, generation_kwargs, processor_overrides
 from lavis.inference.gallery import write_gallery
@@ -56,11 +59,14 @@ def parts_dir(output_file: str) -> Path:
 
 def plan(args: argparse.Namespace) -> tuple[list[str], list[str]] | str:
     """Every video in the folder and those without a record yet (or with a failure, under
-    ``--retry_failed``); or the reason there is no plan, so rank 0 can tell the other ranks
-    instead of leaving them waiting."""
+    ``--retry_failed``); or the reason there is no plan (such as a part file another run is
+    still writing), so rank 0 can tell the other ranks instead of leaving them waiting."""
     try:
         names = list_videos(args.video_dir, args.video_ext)
-        done = read_records(parts_dir(args.output_file).glob("rank*.jsonl"))
+        parts = sorted(parts_dir(args.output_file).glob("rank*.jsonl"))
+        for part in parts:  # a run still writing them (of any world size) would make the plan stale
+            check_no_writer(part)
+        done = read_records(parts)
     except (OSError, ValueError) as err:
         return str(err)
     return names, [n for n in names if n not in done or (args.retry_failed and is_failure(done[n]))]
@@ -104,6 +110,37 @@ def video_seed(seed: int, video: str) -> int:
     return int(np.random.SeedSequence([seed, zlib.crc32(video.encode("utf-8"))]).generate_state(1)[0])
 
 
+def open_part(args: argparse.Namespace, rank: int) -> PartFile | None:
+    """This rank's part file, locked; ``None`` on every rank when any rank's is held by another
+    process (rank 0 says which: only it talks to the console)."""
+    try:
+        part, busy = PartFile(parts_dir(args.output_file) / f"rank{rank:05d}.jsonl"), None
+    except FileBusyError as err:
+        part, busy = None, str(err)
+    refusals = [b for b in dist.all_gather_object(busy) if b]
+    if not refusals:
+        return part
+    if part is not None:
+        part.close()
+    if rank == 0:
+        logger.error("%s", refusals[0])
+    return None
+
+
+def caption_all(captioner: LoadedCaptioner, args: argparse.Namespace, mine: list[str], part: PartFile,
+                generation: dict[str, Any], rank: int, world: int) -> None:
+    """Caption this rank's videos, appending each batch's records to its part file."""
+    loader = video_loader(VideoFolder(args.video_dir, mine, captioner.processor), args.batch_size, args.num_workers)
+    with progress(total=len(mine), desc=f"captioning (rank 0 of {world})", unit="video", rank=rank) as bar:
+        for batch in batched(loader, args.batch_size):
+            records = caption_batch(captioner, batch, generation, args.seed)
+            part.append(records)
+            for record in records:
+                if is_failure(record):
+                    logger.warning("failed: %s: %s", record["video"], record["error"])
+            bar.update(len(records))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = dist.detect_env()
@@ -120,23 +157,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if rank == 0:
             logger.info("%d videos in %s, %d to caption on %d rank(s)", len(listing[0]), args.video_dir, len(todo), world)
-        try:
-            captioner = load_captioner(args.checkpoint, args.model, args.model_type, resolve_device(args.device),
-                                       processor_overrides(args))
-        except LoadError as err:  # every rank fails alike: same arguments, same files
-            logger.error("%s", err)
+        part = open_part(args, rank)
+        if part is None:
             return 2
-        mine = todo[rank::world]
-        loader = video_loader(VideoFolder(args.video_dir, mine, captioner.processor), args.batch_size, args.num_workers)
-        with PartFile(parts_dir(args.output_file) / f"rank{rank:05d}.jsonl") as part, \
-                progress(total=len(mine), desc=f"captioning (rank 0 of {world})", unit="video", rank=rank) as bar:
-            for batch in batched(loader, args.batch_size):
-                records = caption_batch(captioner, batch, generation, args.seed)
-                part.append(records)
-                for record in records:
-                    if is_failure(record):
-                        logger.warning("failed: %s: %s", record["video"], record["error"])
-                bar.update(len(records))
+        with part:
+            try:
+                captioner = load_captioner(args.checkpoint, args.model, args.model_type, resolve_device(args.device),
+                                           processor_overrides(args))
+            except LoadError as err:  # every rank fails alike: same arguments, same files
+                logger.error("%s", err)
+                return 2
+            caption_all(captioner, args, todo[rank::world], part, generation, rank, world)
         dist.barrier()
         failed = 0
         if rank == 0:
