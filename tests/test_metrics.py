@@ -122,3 +122,42 @@ def test_missing_java_is_a_clear_error(monkeypatch):
         require_java()
     with pytest.raises(JavaNotFoundError):
         score_captions({"v": ["a man"]}, {"v": "a man"})
+
+
+# Every line boundary of str.splitlines: the jar starts a new line at the first five (and at \n).
+LINE_BREAKS = ["\r", "\r\n", "\x0b", "\x0c", "\u2028", "\u2029", "\x85", "\x1c", "\x1d", "\x1e"]
+
+
+def pycoco_tokens(captions):
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    return PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
+
+
+def test_line_breaks_inside_captions_tokenize_as_one_line():
+    """A line break the jar splits on must not shift later captions onto other videos."""
+    captions = {i: [f"A man is playing{brk}a guitar.", "the dog's ball"] for i, brk in enumerate(LINE_BREAKS)}
+    one_line = {i: [c.replace(LINE_BREAKS[i], " ") for c in caps] for i, caps in captions.items()}
+    assert JavaPTBTokenizer().tokenize(captions) == pycoco_tokens(one_line)
+    assert PythonPTBTokenizer().tokenize(captions) == pycoco_tokens(one_line)
+
+
+def test_caption_metrics_with_line_breaks_equal_the_one_line_pipeline():
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    refs = {f"v{i}": [f"a man is playing{brk}a guitar", "someone plays music"] for i, brk in enumerate(LINE_BREAKS)}
+    refs["v_last"] = ["a dog runs in the park", "a dog is running"]
+    preds = {k: "a man is playing a guitar" for k in refs} | {"v_last": "a dog runs"}
+    ours = score_captions(refs, preds)
+    flat = {k: [" ".join(c.splitlines()) for c in v] for k, v in refs.items()}
+    gts, res = pycoco_tokens(flat), pycoco_tokens({k: [v] for k, v in preds.items()})
+    assert ours["CIDEr"] == float(Cider().compute_score(gts, res)[0])
+    assert ours["Bleu_4"] == float(Bleu(4).compute_score(gts, res, verbose=0)[0][3])
+
+
+def test_tokenizer_output_with_the_wrong_number_of_lines_is_an_error():
+    from lavis.metrics.ptb import output_lines
+
+    assert output_lines("a man\n\nthe dog", 3) == ["a man", "", "the dog"]
+    with pytest.raises(RuntimeError, match="returned 4 lines for 3 captions"):
+        output_lines("a man\nis\n\nthe dog", 3)

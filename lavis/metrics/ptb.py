@@ -21,6 +21,25 @@ from pathlib import Path
 PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
                           ".", "?", "!", ",", ":", "-", "--", "...", ";"])
 Captions = dict[object, list[str]]
+# Every line boundary of ``str.splitlines``. The jar starts a new output line at \r, \x0b, \x0c,
+# U+2028 and U+2029 as well as \n, so a caption holding one would shift every later caption onto
+# the wrong video; it writes U+0085 as "..." and drops \x1c-\x1e. All become spaces, which makes a
+# caption tokenize exactly as pycocoevalcap tokenizes it once it is written on one line.
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(caption: str) -> str:
+    """``caption`` with each line break replaced by a space: what the tokenizer must receive."""
+    return _LINE_BREAKS.sub(" ", caption)
+
+
+def output_lines(output: str, expected: int) -> list[str]:
+    """The tokenizer's output split into lines, one per caption sent, or a clear error."""
+    lines = output.split("\n")
+    if len(lines) != expected:
+        raise RuntimeError(f"the PTB tokenizer returned {len(lines)} lines for {expected} captions: "
+                           "a caption still holds a line break it splits on, so tokens and captions no longer match")
+    return lines
 
 
 class JavaNotFoundError(RuntimeError):
@@ -53,7 +72,9 @@ class JavaPTBTokenizer:
     def tokenize(self, captions: Captions) -> Captions:
         require_java()
         keys = [k for k, caps in captions.items() for _ in caps]
-        text = "\n".join(c.replace("\n", " ") for caps in captions.values() for c in caps)
+        if not keys:
+            return {k: [] for k in captions}
+        text = "\n".join(one_line(c) for caps in captions.values() for c in caps)
         fd, path = tempfile.mkstemp(suffix=".txt")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -67,7 +88,7 @@ class JavaPTBTokenizer:
         finally:
             os.unlink(path)
         result: Captions = {}
-        for key, line in zip(keys, out.decode().split("\n")):
+        for key, line in zip(keys, output_lines(out.decode(), len(keys))):
             result.setdefault(key, []).append(_drop_punctuation(line.rstrip().split(" ")))
         return result
 
@@ -110,7 +131,7 @@ class PythonPTBTokenizer:
 
     @staticmethod
     def tokenize_caption(caption: str) -> str:
-        return _drop_punctuation(ptb_tokens(caption))
+        return _drop_punctuation(ptb_tokens(one_line(caption)))
 
 
 def ptb_tokens(text: str) -> list[str]:
