@@ -1,9 +1,13 @@
-"""Realistic caption text for tokenizer and metric tests: MSR-VTT-like sentences with the
-punctuation, contractions, numbers and casing real annotators produce, plus random variants."""
+"""Text for tokenizer and metric tests: MSR-VTT-like captions with the punctuation, contractions,
+numbers and casing real annotators produce, plus random variants; and real English found on the
+machine."""
 
 from __future__ import annotations
 
 import random
+import re
+import sysconfig
+from pathlib import Path
 
 BASE = [
     "A man is playing a guitar.",
@@ -38,6 +42,7 @@ BASE = [
     "it's a clip from a tv show where a man laughs",
 ]
 WORDS = "man woman dog cat car ball kitchen stage song video people child game news".split()
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 PUNCT = [",", ".", "!", "?", ";", ":", " -", " --", "...", "'s", " (", ")", " \"", "\"", " '"]
 
 
@@ -61,3 +66,18 @@ def corpus(n_random: int = 300, seed: int = 0) -> list[str]:
                 words[i] = str(rng.choice([2, 10, 1999, 3.5, "1,000"]))
         out.append(" ".join(words))
     return out
+
+
+def real_text(limit: int = 20_000) -> list[str]:
+    """Distinct sentences of real English that no fixture was tuned to: the package descriptions
+    and licence files of the Python packages installed on this machine (prose, code, numbers,
+    currency, versions, URLs, unicode), one line each, in a fixed order."""
+    root = Path(sysconfig.get_paths()["purelib"])
+    files = sorted([*root.glob("*.dist-info/METADATA"), *root.glob("*.dist-info/LICEN[CS]E*"),
+                    *root.glob("*.dist-info/licenses/**/*")])
+    sentences: set[str] = set()
+    for path in files:
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                sentences.update(s for s in SENTENCE_END.split(line.strip()) if 0 < len(s) <= 300)
+    return sorted(sentences)[:limit]

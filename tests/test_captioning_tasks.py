@@ -8,6 +8,7 @@ import torch
 
 import lavis  # noqa: F401  (registration)
 from lavis.common.registry import registry
+from lavis.metrics.cider import CiderDReward
 from lavis.models.blip2_video.config import LanguageConfig, QFormerConfig, VisionConfig
 from tests.tiny_models import TINY_OPT, TINY_QFORMER, TINY_T5, TINY_VISION, make_tokenizer
 
@@ -105,3 +106,15 @@ def test_scst_baselines():
     assert np.allclose(task._baseline(None, {}, rewards, None), [[2.5, 2.0, 1.5]])
     with pytest.raises(ValueError, match="mean_others needs"):
         registry.get("task", "scst")(scst_num_candidates=1, scst_baseline="mean_others")
+
+
+def test_scst_reward_orientation():
+    task = registry.get("task", "scst")(scst_reward_orientation="paper", scst_num_candidates=2)
+    candidates, paired = ["a man sings", "a dog", "a dog runs", "a man"], ["a man is singing", "a dog runs fast"]
+    refs = [[p] for p in paired for _ in range(2)]
+    rewards = task.reward(candidates, refs)
+    assert np.array_equal(rewards, CiderDReward(orientation="paper")(candidates, refs))
+    assert np.max(np.abs(rewards - CiderDReward()(candidates, refs))) > 1e-3
+    assert registry.get("task", "scst")().reward.orientation == "standard"
+    with pytest.raises(ValueError, match="needs run.scst_references=paired"):
+        registry.get("task", "scst")(scst_reward_orientation="paper", scst_references="all")

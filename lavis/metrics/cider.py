@@ -4,8 +4,9 @@
 sigma = 6, clipped tf-idf cosine, Gaussian length penalty, x10), including its quirks: the
 "length" in the penalty counts bigrams, and document frequencies come from the references
 being scored. ``CiderD(document_frequency=...)`` instead fixes them once from a corpus (the
-M2-Transformer recipe for SCST). ``CiderDReward`` scores many candidates against their videos'
-references in one call, for SCST rewards. Sentences are kept as n-gram ids between calls and a
+M2-Transformer recipe for SCST). ``CiderDReward`` tokenizes raw captions with pycocoevalcap's
+PTB tokenizer and scores many candidates against their videos' references in one call, for SCST
+rewards. Sentences are kept as n-gram ids between calls and a
 call is scored with NumPy over all its (candidate, reference) pairs at once.
 """
 
@@ -14,11 +15,11 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
-from lavis.metrics.ptb import PythonPTBTokenizer
+from lavis.metrics.ptb import PTBTokenizerProcess
 
 Ngram = tuple[str, ...]
 CACHE_LIMIT = 500_000  # sentences kept per cache before it is cleared
@@ -215,21 +216,45 @@ class CiderD:
 class CiderDReward:
     """SCST rewards: raw candidates and raw references in, CIDEr-D per candidate out.
 
-    Tokenizes with the Python PTB tokenizer. ``corpus`` (all training reference sets) fixes the
-    document frequencies; without it they come from the batch, as the paper's code did.
+    Tokens are pycocoevalcap's, from one long-lived PTB tokenizer process: each distinct
+    reference once per run (they recur every epoch), the candidates of a call in one round trip.
+    ``corpus`` (all training reference sets) fixes the document frequencies; without it they come
+    from the call, as in the paper's code. ``orientation="paper"`` scores as the paper's code
+    literally does (``blip2_t5.py`` swaps the two tokenized sides before ``Cider``): the paired
+    reference caption as the candidate, against the generated caption as its only reference.
     """
 
-    def __init__(self, corpus: Sequence[Sequence[str]] | None = None, n: int = 4, sigma: float = 6.0) -> None:
-        self._tokens: dict[str, str] = {}  # references recur every epoch: tokenize each once
-        tokenized = None if corpus is None else [[self.tokenize(r) for r in refs] for refs in corpus]
+    def __init__(
+        self,
+        corpus: Sequence[Sequence[str]] | None = None,
+        n: int = 4,
+        sigma: float = 6.0,
+        orientation: Literal["standard", "paper"] = "standard",
+        tokenizer: PTBTokenizerProcess | None = None,
+    ) -> None:
+        if orientation not in ("standard", "paper"):
+            raise ValueError(f"orientation must be 'standard' or 'paper', not {orientation!r}")
+        self.orientation = orientation
+        self.tokenizer = tokenizer or PTBTokenizerProcess()
+        self._references: dict[str, str] = {}  # raw reference -> tokens, for the whole run
+        tokenized = None if corpus is None else self.tokenize_references(corpus)
         self.cider = CiderD(n, sigma) if tokenized is None else CiderD.from_corpus(tokenized, n, sigma)
 
-    def tokenize(self, caption: str) -> str:
-        return cached(self._tokens, caption, PythonPTBTokenizer.tokenize_caption)
+    def tokenize_references(self, reference_sets: Sequence[Sequence[str]]) -> list[list[str]]:
+        """Tokens of each set; references not met before are tokenized in one round trip."""
+        distinct = {id(refs): refs for refs in reference_sets}  # the k candidates of a video share one list
+        new = list(dict.fromkeys(r for refs in distinct.values() for r in refs if r not in self._references))
+        if len(self._references) + len(new) > CACHE_LIMIT:
+            self._references.clear()
+            new = list(dict.fromkeys(r for refs in distinct.values() for r in refs))
+        self._references.update(zip(new, self.tokenizer.tokenize(new)))
+        by_id = {key: [self._references[r] for r in refs] for key, refs in distinct.items()}
+        return [by_id[id(refs)] for refs in reference_sets]
 
     def __call__(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
-        tokenized: dict[int, list[str]] = {}  # the k candidates of a video share one reference list
-        return self.cider.score_pairs(
-            [self.tokenize(c) for c in candidates],
-            [cached(tokenized, id(refs), lambda _, refs=refs: [self.tokenize(r) for r in refs]) for refs in references],
-        )
+        generated, reference_tokens = self.tokenizer.tokenize(candidates), self.tokenize_references(references)
+        if self.orientation == "standard":
+            return self.cider.score_pairs(generated, reference_tokens)
+        if any(len(refs) != 1 for refs in reference_tokens):
+            raise ValueError("the paper's orientation scores one paired reference per candidate")
+        return self.cider.score_pairs([refs[0] for refs in reference_tokens], [[g] for g in generated])
