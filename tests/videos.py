@@ -55,8 +55,10 @@ def write_video(
     frame_times: list[float] | None = None,
     audio: bool = False,
     faststart: bool = False,
+    rotation: int = 0,
 ) -> Path:
-    """Encode ``num_frames`` index frames; ``frame_times`` (seconds) makes the rate variable."""
+    """Encode ``num_frames`` index frames; ``frame_times`` (seconds) makes the rate variable;
+    ``rotation`` writes a display matrix telling players to turn the picture counter-clockwise."""
     width, height = size
     rate = Fraction(fps).limit_denominator(1001)
     muxer_options = {"movflags": "faststart"} if faststart else {}
@@ -64,6 +66,8 @@ def write_video(
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = {"threads": "1", **(options or {})}
+        if rotation:
+            stream.set_display_rotation(rotation)
         if frame_times is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         audio_stream = out.add_stream("aac", rate=16000) if audio else None

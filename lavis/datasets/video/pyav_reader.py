@@ -6,6 +6,9 @@ list discards are left out, B-frame reordering is undone by sorting. A frame is 
 seeking to the nearest keyframe at or before it and decoding forward until the decoder returns
 exactly that timestamp. Any surprise (a decoder that lands past the frame, missing timestamps, a
 container without an index) switches to one sequential decode of the file.
+
+Frames come out as players show them: a display matrix turning the picture by 90, 180 or 270
+degrees (phone videos) is applied, and ``info.width``/``height`` are those of the turned frame.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from lavis.datasets.video.base import Frames, VideoInfo, VideoReader, VideoSource, source_name
 from lavis.datasets.video.errors import VideoDecodeError
+from lavis.datasets.video.keyframes import is_idr, nal_length_size
 from lavis.datasets.video.resize import ResizeMode, crop_or_pad, scaled_size
 
 logger = logging.getLogger(__name__)
@@ -69,6 +73,8 @@ class PyAVReader(VideoReader):
         self._source = source
         self.size, self.resize_mode, self.threads = size, resize_mode, threads
         self._container = self._open()
+        self.codec = self._stream.codec_context.name
+        self.non_idr_keyframes = 0  # H.264/HEVC keyframes a decoder cannot start at cleanly
         pts, keyframes, self.truncated = self._scan()
         if not pts:
             self.close()
@@ -76,6 +82,7 @@ class PyAVReader(VideoReader):
         self._pts, self._keyframes = pts, keyframes
         self.seekable = self._container.format.name not in ("mpegts", "h264", "hevc")
         self._reopen()  # the scan consumed the container
+        self.rotation = self._display_rotation()
         self.info = self._make_info()
         self.frames_decoded = 0  # for tests and benchmarks: decoding work actually done
 
@@ -104,6 +111,8 @@ class PyAVReader(VideoReader):
         pts: set[int] = set()
         keyframes: list[int] = []
         truncated = False
+        nal_units = self.codec in ("h264", "hevc")
+        length_size = nal_length_size(self.codec, self._stream.codec_context.extradata) if nal_units else None
         try:
             for packet in self._container.demux(self._stream):
                 if packet.size == 0 or packet.is_discard:
@@ -114,10 +123,33 @@ class PyAVReader(VideoReader):
                 pts.add(stamp)
                 if packet.is_keyframe:
                     keyframes.append(stamp)
+                    if nal_units and not is_idr(bytes(packet), self.codec, length_size):
+                        self.non_idr_keyframes += 1
         except av.error.FFmpegError as err:
             truncated = True
             logger.warning("%s: stopped reading packets early (%s); using the frames before it", self.name, err)
         return sorted(pts), sorted(keyframes), truncated
+
+    def _display_rotation(self) -> int:
+        """Degrees (0, 90, 180, 270; counter-clockwise) players turn the frames by.
+
+        PyAV exposes the display matrix only on decoded frames, so the first frame is decoded
+        (every read seeks or reopens first, so this leaves no trace)."""
+        try:
+            frame = next(self._container.decode(self._stream), None)
+        except av.error.FFmpegError:
+            frame = None  # the reads that follow will say what is wrong
+        degrees = round(frame.rotation) % 360 if frame is not None else 0
+        if degrees % 90:
+            logger.warning("%s: display rotation of %d degrees not supported; ignoring it", self.name, degrees)
+            return 0
+        return degrees
+
+    @property
+    def keyframe_indices(self) -> list[int]:
+        """Index of every keyframe in presentation order (frames hidden by an edit list left out)."""
+        position = {p: i for i, p in enumerate(self._pts)}
+        return [position[k] for k in self._keyframes if k in position]
 
     def _make_info(self) -> VideoInfo:
         tb = float(self._stream.time_base)
@@ -129,12 +161,15 @@ class PyAVReader(VideoReader):
             frame_ticks = 1.0 / (float(rate) * tb)
         duration = (self._pts[-1] - self._pts[0] + frame_ticks) * tb
         timestamps = tuple((p - self._pts[0]) * tb for p in self._pts)
+        width, height = self._stream.codec_context.width, self._stream.codec_context.height
+        if self.rotation in (90, 270):
+            width, height = height, width
         return VideoInfo(
             num_frames=len(self._pts),
             fps=len(self._pts) / duration if duration > 0 else 0.0,
             duration=duration,
-            width=self._stream.codec_context.width,
-            height=self._stream.codec_context.height,
+            width=width,
+            height=height,
             timestamps=timestamps,
         )
 
@@ -220,11 +255,21 @@ class PyAVReader(VideoReader):
         return out
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """RGB, turned as players show it, then scaled and cropped or padded (after turning,
+        so the crop is centred on the picture as shown)."""
+        turns = self.rotation // 90
         if self.size is None:
-            return frame.to_ndarray(format="rgb24")
-        w, h = scaled_size(frame.width, frame.height, self.size, self.resize_mode)
+            return _turn(frame.to_ndarray(format="rgb24"), turns)
+        w, h = scaled_size(self.info.width, self.info.height, self.size, self.resize_mode)
+        if turns % 2:
+            w, h = h, w  # scale the stored picture to what becomes (w, h) once turned
         scaled = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-        return crop_or_pad(scaled, self.size, self.resize_mode)
+        return crop_or_pad(_turn(scaled, turns), self.size, self.resize_mode)
 
     def close(self) -> None:
         self._container.close()
+
+
+def _turn(image: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """Rotate ``(H, W, C)`` counter-clockwise by ``quarter_turns`` x 90 degrees."""
+    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
