@@ -140,19 +140,36 @@ def test_scst_rewards_equal_pycocoevalcap_on_real_text():
     assert np.max(np.abs(got - expected)) < 1e-9, f"{np.sum(np.abs(got - expected) > 1e-9)} of 320 rewards differ"
 
 
-def test_reward_tokenizes_each_reference_once_per_run():
+def test_reward_tokenizes_each_reference_once_per_run_and_context():
     reward = CiderDReward()
     sent = []
-    tokenize = reward.tokenizer.tokenize
-    reward.tokenizer.tokenize = lambda captions: sent.append(list(captions)) or tokenize(captions)
+    tokenize_documents = reward.tokenizer.tokenize_documents
+    reward.tokenizer.tokenize_documents = lambda docs: sent.append([list(d) for d in docs]) or tokenize_documents(docs)
     candidates = ["a man", "a man is singing", "a dog", "the dog runs"]
     refs = [["a man sings", "someone is singing"]] * 2 + [["a dog runs", "the dog is running"]] * 2
     reward(candidates, refs)
     later = [refs[0], refs[0], ["a dog runs", "a new reference"], ["a dog runs", "a new reference"]]
     second = reward(candidates, later)
-    assert sent[1] == ["a man sings", "someone is singing", "a dog runs", "the dog is running"]
-    assert sent[2] == candidates and sent[3] == ["a new reference"]
+    reward(candidates, later)
+    first_refs = [["a man sings", "someone is singing"], ["someone is singing", "a man sings"],
+                  ["someone is singing", "a dog runs"], ["a dog runs", "the dog is running"],
+                  ["the dog is running", "a dog runs"], ["the dog is running"]]  # each with the lines after it
+    new_refs = [["a dog runs", "a new reference"], ["a new reference", "a dog runs"], ["a new reference"]]
+    assert sent == [[candidates], first_refs, [candidates], new_refs, [candidates], []]
     assert np.array_equal(second, CiderDReward()(candidates, later)) and second[1] > second[0]
+
+
+def test_a_references_tokens_follow_the_line_after_it_as_in_pycocoevalcap():
+    """The jar splits the period off "Travis E." when the next line starts with a capital, so
+    one reference has two tokenizations; a run must not reuse the first for the second."""
+    reward = CiderDReward()
+    candidates = ["author travis e.", "author travis e"] * 2
+    for refs in ([["Author: Travis E."], ["the end"]] * 2, [["Author: Travis E."], ["The end"]] * 2):
+        expected = Cider().compute_score(pycoco_tokens(dict(enumerate(refs))),
+                                         pycoco_tokens({i: [c] for i, c in enumerate(candidates)}))[1]
+        assert np.array_equal(reward(candidates, refs), expected)
+    assert pycoco_tokens({0: ["Author: Travis E.", "The end"]})[0][0] == "author travis e"
+    assert pycoco_tokens({0: ["Author: Travis E.", "the end"]})[0][0] == "author travis e."
 
 
 def test_the_tokenizer_process_reports_a_failed_call_and_starts_again():

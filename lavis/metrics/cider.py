@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from lavis.metrics.ptb import PTBTokenizerProcess
+from lavis.metrics.ptb import PTBTokenizerProcess, one_line
 
 Ngram = tuple[str, ...]
 CACHE_LIMIT = 500_000  # sentences kept per cache before it is cleared
@@ -213,11 +213,23 @@ class CiderD:
         return self._fixed_df
 
 
+def lines_after(lines: Sequence[str]) -> list[tuple[str, ...]]:
+    """For each line, the lines after it up to and including the first non-blank one: as far as
+    the PTB tokenizer looks ahead from a line's end."""
+    result: list[tuple[str, ...]] = []
+    end = len(lines)  # the first non-blank line at or after i + 1 (or the end)
+    for i in range(len(lines) - 1, -1, -1):
+        result.append(tuple(lines[i + 1 : end + 1]))
+        if lines[i].strip():
+            end = i
+    return result[::-1]
+
+
 class CiderDReward:
     """SCST rewards: raw candidates and raw references in, CIDEr-D per candidate out.
 
-    Tokens are pycocoevalcap's, from one long-lived PTB tokenizer process: each distinct
-    reference once per run (they recur every epoch), the candidates of a call in one round trip.
+    Tokens are pycocoevalcap's, from one long-lived PTB tokenizer process: each reference once
+    per run and context (they recur every epoch), the candidates of a call in one round trip.
     ``corpus`` (all training reference sets) fixes the document frequencies; without it they come
     from the call, as in the paper's code. ``orientation="paper"`` scores as the paper's code
     literally does (``blip2_t5.py`` swaps the two tokenized sides before ``Cider``): the paired
@@ -236,20 +248,28 @@ class CiderDReward:
             raise ValueError(f"orientation must be 'standard' or 'paper', not {orientation!r}")
         self.orientation = orientation
         self.tokenizer = tokenizer or PTBTokenizerProcess()
-        self._references: dict[str, str] = {}  # raw reference -> tokens, for the whole run
+        self._references: dict[tuple[str, tuple[str, ...]], str] = {}  # (reference, lines after) -> tokens
         tokenized = None if corpus is None else self.tokenize_references(corpus)
         self.cider = CiderD(n, sigma) if tokenized is None else CiderD.from_corpus(tokenized, n, sigma)
 
     def tokenize_references(self, reference_sets: Sequence[Sequence[str]]) -> list[list[str]]:
-        """Tokens of each set; references not met before are tokenized in one round trip."""
-        distinct = {id(refs): refs for refs in reference_sets}  # the k candidates of a video share one list
-        new = list(dict.fromkeys(r for refs in distinct.values() for r in refs if r not in self._references))
+        """Tokens of each set, as one pycocoevalcap call over these sets in this order gives them.
+
+        The jar looks past a line's end (``"Travis E."`` loses its period when the next line
+        starts with a capital), so a reference is tokenized, and kept for the run, together with
+        the lines after it up to the first non-blank one; only references not met before in
+        that context are sent, in one round trip.
+        """
+        lines = [one_line(r) for refs in reference_sets for r in refs]
+        keys = list(zip(lines, lines_after(lines)))
+        new = list(dict.fromkeys(key for key in keys if key not in self._references))
         if len(self._references) + len(new) > CACHE_LIMIT:
             self._references.clear()
-            new = list(dict.fromkeys(r for refs in distinct.values() for r in refs))
-        self._references.update(zip(new, self.tokenizer.tokenize(new)))
-        by_id = {key: [self._references[r] for r in refs] for key, refs in distinct.items()}
-        return [by_id[id(refs)] for refs in reference_sets]
+            new = list(dict.fromkeys(keys))
+        documents = self.tokenizer.tokenize_documents([[line, *after] for line, after in new])
+        self._references.update((key, doc[0]) for key, doc in zip(new, documents))
+        tokens = iter([self._references[key] for key in keys])
+        return [[next(tokens) for _ in refs] for refs in reference_sets]
 
     def __call__(self, candidates: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
         generated, reference_tokens = self.tokenizer.tokenize(candidates), self.tokenize_references(references)

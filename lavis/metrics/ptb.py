@@ -110,8 +110,9 @@ def drop_punctuation(line: str) -> str:
 # The jar's command line (PTBTokenizer -preserveLines -lowerCase FILE) hands the file to the
 # private tokReader with these arguments; this helper hands it each batch read from stdin, so its
 # output is byte for byte what the command line writes for a file of those lines. Request: a line
-# with the number of lines n, then n lines. Reply: a line with the reply's size in bytes, then
-# the tokenized lines.
+# with the number of lines of each document ("3 2": a document of 3 lines, then one of 2), then
+# those lines. Reply: a line with the reply's size in bytes, then the tokenized lines of all
+# documents in order.
 _HELPER_CLASS = "LavisPTBLines"
 _HELPER_SOURCE = """\
 import java.io.*;
@@ -129,19 +130,24 @@ public final class LavisPTBLines {
     BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
     OutputStream out = new BufferedOutputStream(System.out);
     for (String header; (header = in.readLine()) != null; ) {
-      int n = Integer.parseInt(header);
-      StringBuilder text = new StringBuilder();
-      for (int i = 0; i < n; i++) {
-        String line = in.readLine();
-        if (line == null) throw new EOFException("expected " + n + " lines, got " + i);
-        text.append(i > 0 ? "\\n" : "").append(line);
+      StringBuilder replies = new StringBuilder();
+      String[] counts = header.trim().split(" ");
+      for (int d = 0; d < counts.length; d++) {  // each document tokenized on its own
+        int n = Integer.parseInt(counts[d]);
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+          String line = in.readLine();
+          if (line == null) throw new EOFException("expected " + n + " lines, got " + i);
+          text.append(i > 0 ? "\\n" : "").append(line);
+        }
+        StringWriter tokens = new StringWriter();
+        BufferedWriter writer = new BufferedWriter(tokens);
+        // tokReader(reader, writer, parseInside, options, preserveLines, dump, lowerCase)
+        tokReader.invoke(null, new StringReader(text.toString()), writer, null, ",tokenizeNLs", true, false, true);
+        writer.flush();
+        replies.append(d > 0 ? "\\n" : "").append(tokens.toString());
       }
-      StringWriter tokens = new StringWriter();
-      BufferedWriter writer = new BufferedWriter(tokens);
-      // tokReader(reader, writer, parseInside, options, preserveLines, dump, lowerCase)
-      tokReader.invoke(null, new StringReader(text.toString()), writer, null, ",tokenizeNLs", true, false, true);
-      writer.flush();
-      byte[] reply = tokens.toString().getBytes(StandardCharsets.UTF_8);
+      byte[] reply = replies.toString().getBytes(StandardCharsets.UTF_8);
       out.write((reply.length + "\\n").getBytes(StandardCharsets.US_ASCII));
       out.write(reply);
       out.flush();
@@ -190,10 +196,19 @@ class PTBTokenizerProcess:
         self._stderr: IO[bytes] | None = None
 
     def tokenize(self, captions: Sequence[str]) -> list[str]:
-        if not captions:
+        """Tokens of ``captions`` written as one file, as one pycocoevalcap call gives them."""
+        return self.tokenize_documents([captions])[0] if captions else []
+
+    def tokenize_documents(self, documents: Sequence[Sequence[str]]) -> list[list[str]]:
+        """``tokenize`` of each document (a non-empty list of captions), in one round trip."""
+        if not documents:
             return []
-        reply = self._exchange(f"{len(captions)}\n" + "\n".join(one_line(c) for c in captions) + "\n")
-        return [drop_punctuation(line) for line in output_lines(reply, len(captions))]
+        if not all(documents):
+            raise ValueError("every document needs at least one caption")
+        lines = [one_line(c) for doc in documents for c in doc]
+        reply = self._exchange(" ".join(str(len(doc)) for doc in documents) + "\n" + "\n".join(lines) + "\n")
+        tokens = iter([drop_punctuation(line) for line in output_lines(reply, len(lines))])
+        return [[next(tokens) for _ in doc] for doc in documents]
 
     def _exchange(self, request: str) -> str:
         process = self._running()
