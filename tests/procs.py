@@ -31,10 +31,12 @@ class MarkedProcesses:
                 continue
             try:
                 environ = (entry / "environ").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                states = [_state(task) for task in (entry / "task").iterdir()]
             except (OSError, IndexError):  # gone meanwhile, or not ours to read
                 continue
-            if state != "Z" and needle in environ.split(b"\0"):
+            # a killed process's leader is a zombie while its other threads still exit (and
+            # hold its locks): it is alive until every thread is
+            if any(s not in ("Z", "X") for s in states) and needle in environ.split(b"\0"):
                 found.append(int(entry.name))
         return found
 
@@ -51,3 +53,7 @@ class MarkedProcesses:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _state(task: Path) -> str:
+    return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]

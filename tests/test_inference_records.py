@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -86,3 +87,32 @@ def test_a_part_file_has_one_writer_and_a_dead_writer_leaves_no_lock(tmp_path, m
     with PartFile(part) as again:
         again.append([{"video": "b.mp4", "caption": "two"}])
     assert sorted(read_records([part])) == ["a.mp4", "b.mp4"]
+
+
+EXITING_HOLDER = """
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location("io_", "lavis/common/io.py")
+io_ = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(io_)
+lock = io_.WriterLock(sys.argv[1])  # records this pid as the holder
+if os.fork() == 0:  # what outlives a killed holder for a moment: its last threads, here a fork
+    time.sleep(0.5)
+    os._exit(0)
+print("locked", flush=True)
+os._exit(0)
+"""
+
+
+def test_a_holder_that_died_a_moment_ago_is_waited_for_and_a_live_one_refused_at_once(tmp_path, monkeypatch):
+    part = tmp_path / "rank00000.jsonl"
+    holder = subprocess.Popen([sys.executable, "-c", EXITING_HOLDER, str(part)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    holder.wait()  # the recorded holder is gone; its lock goes within half a second
+    with PartFile(part) as f:
+        f.append([{"video": "a.mp4", "caption": "one"}])
+        monkeypatch.setattr("lavis.common.io.EXIT_GRACE_S", 600.0)
+        started = time.monotonic()
+        with pytest.raises(FileBusyError):  # this process is alive: no waiting for it
+            check_no_writer(part)
+        assert time.monotonic() - started < 60

@@ -348,8 +348,6 @@ def test_kill_and_resume_processes_every_row_exactly_once(tmp_path, marked):
     assert report["this_run"]["done"] + report["this_run"]["skipped"] == 16
 
 
-@pytest.mark.xfail(strict=False, reason="the rerun after the kill returned 2 once in the merged full suite "
-                   "(a shard still reported busy?): under investigation, issue 16")
 def test_killing_torchrun_ends_its_ranks_and_decode_workers_and_a_rerun_does_every_row_once(tmp_path, marked):
     paths = copies(tmp_path / "videos", 24)
     out = tmp_path / "meta.csv"

@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -82,19 +83,42 @@ def check_no_writer(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+# A killed holder's lock is released only once the kernel has torn down all its threads,
+# some tens of milliseconds after its pid already reads as a zombie: a rerun started right
+# after a kill waits that long rather than calling the dead job "still going".
+EXIT_GRACE_S = 5.0
+
+
 def _lock(path: Path) -> int:
     """The open lock file of ``path``, locked; or ``FileBusyError`` naming the holder."""
     lock = _lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    deadline = time.monotonic() + EXIT_GRACE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            if _is_exiting(holder) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            os.close(fd)
+            who = f"another process (pid {holder})" if holder.isdigit() else "another process"
+            raise FileBusyError(
+                f"{path} is being written by {who}, which holds {lock}: is an earlier run still going? "
+                "Let it finish or stop it, then rerun"
+            ) from None
+
+
+def _is_exiting(pid: str) -> bool:
+    """Whether the lock's recorded holder is a zombie or gone (killed, its lock soon released).
+
+    A forked worker that inherited the lock, or a holder on another machine, keeps it busy
+    past the grace, and the error names it then."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip()
-        os.close(fd)
-        who = f"another process (pid {holder})" if holder.isdigit() else "another process"
-        raise FileBusyError(
-            f"{path} is being written by {who}, which holds {lock}: is an earlier run still going? "
-            "Let it finish or stop it, then rerun"
-        ) from None
-    return fd
+        state = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return True
+    return state in ("Z", "X")
