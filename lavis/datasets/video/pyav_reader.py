@@ -7,6 +7,11 @@ seeking to the nearest keyframe at or before it and decoding forward until the d
 exactly that timestamp. Any surprise (a decoder that lands past the frame, missing timestamps, a
 container without an index) switches to one sequential decode of the file.
 
+A packet the demuxer flags corrupt (one cut short where a file was truncated) ends the stream:
+it and everything after it are left out of the frame table and never sent to the decoder, so
+every frame listed decodes exactly, whatever the FFmpeg build's error concealment would make of
+a partial packet.
+
 Frames come out as players show them: a display matrix turning the picture by 90, 180 or 270
 degrees (phone videos) is applied, and ``info.width``/``height`` are those of the turned frame.
 """
@@ -115,6 +120,10 @@ class PyAVReader(VideoReader):
         length_size = nal_length_size(self.codec, self._stream.codec_context.extradata) if nal_units else None
         try:
             for packet in self._container.demux(self._stream):
+                if packet.is_corrupt:
+                    truncated = True
+                    logger.warning("%s: a packet is cut short or corrupt; using the frames before it", self.name)
+                    break
                 if packet.size == 0 or packet.is_discard:
                     continue
                 stamp = packet.pts if packet.pts is not None else packet.dts
@@ -218,26 +227,33 @@ class PyAVReader(VideoReader):
                 raise _Mismatch(f"stream ended before pts {target}")
         return out
 
-    def _decode_towards(self, targets: set[int]) -> Iterator[av.VideoFrame]:
-        """Decode from the current position. With H.264 and HEVC, a frame no other frame refers
-        to is skipped unless it is a target: the frames a target needs are all decoded, so what
-        it decodes to is unchanged (the pts checks of the caller would catch anything else).
-        Skipping is set per packet, before the decoder sees it; there is no frame threading
-        (``threads`` = 1) that could apply it to another packet."""
+    def _decode_towards(self, targets: set[int] | None) -> Iterator[av.VideoFrame]:
+        """Decode from the current position (every frame when ``targets`` is None). With H.264
+        and HEVC, a frame no other frame refers to is skipped unless it is a target: the frames a
+        target needs are all decoded, so what it decodes to is unchanged (the pts checks of the
+        caller would catch anything else). Skipping is set per packet, before the decoder sees
+        it; there is no frame threading (``threads`` = 1) that could apply it to another packet.
+        A corrupt packet ends the stream: the decoder is flushed instead of being sent it."""
         context = self._stream.codec_context
-        skipping = self._skip_nonref
+        skipping = self._skip_nonref and targets is not None
         for packet in self._container.demux(self._stream):
+            if packet.is_corrupt:
+                break
             if skipping:
                 stamp = packet.pts
                 context.skip_frame = "DEFAULT" if stamp is None or stamp in targets else "NONREF"
             yield from packet.decode()
+            if packet.size == 0:  # demux's flush packet: the decoder has given all it holds
+                return
+        context.skip_frame = "DEFAULT"
+        yield from context.decode(None)
 
     def _decode_sequentially(self, wanted: list[int]) -> dict[int, np.ndarray]:
         self._reopen()
         by_pts = {self._pts[i]: i for i in wanted}
         out: dict[int, np.ndarray] = {}
         try:
-            for n, frame in enumerate(self._container.decode(self._stream)):
+            for n, frame in enumerate(self._decode_towards(None)):
                 self.frames_decoded += 1
                 i = by_pts.get(frame.pts) if frame.pts is not None else (n if n in wanted else None)
                 if i is not None and i not in out:
